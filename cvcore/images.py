@@ -1,0 +1,82 @@
+"""Pixel conversions shared by the pages: grayscale, resizing to a working size.
+
+Pure functions over numpy arrays with explicit dtypes: uint8 in, uint8 out.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidImageError
+
+__all__ = ["to_grayscale", "fit_within", "to_uint8_display"]
+
+# ITU-R BT.601 luma, the weights PIL's convert("L") and OpenCV use.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def to_grayscale(image) -> np.ndarray:
+    """RGB (or already gray) uint8 -> uint8 H x W luma.
+
+    Args:
+        image: H x W or H x W x 3 array, uint8.
+
+    Returns:
+        uint8 H x W.
+
+    Example:
+        >>> to_grayscale(np.full((2, 2, 3), 255, np.uint8))[0, 0]
+        np.uint8(255)
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        return arr.astype(np.uint8, copy=False)
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise InvalidImageError(f"Expected H x W or H x W x 3 pixels; received shape {arr.shape}.")
+    if arr.shape[2] == 1:
+        return arr[:, :, 0].astype(np.uint8, copy=False)
+    gray = arr[:, :, :3].astype(np.float32) @ _LUMA
+    return np.clip(gray.round(), 0, 255).astype(np.uint8)
+
+
+def fit_within(image, max_side: int) -> np.ndarray:
+    """Shrink an image so that its longer side is at most ``max_side`` (never enlarge).
+
+    Area interpolation keeps thin strokes and avoids aliasing when shrinking.
+
+    Args:
+        image: H x W or H x W x C uint8.
+        max_side: the largest side allowed, >= 1.
+
+    Returns:
+        The image itself when it already fits, else a resized uint8 copy.
+
+    Example:
+        >>> fit_within(np.zeros((1000, 500, 3), np.uint8), 200).shape
+        (200, 100, 3)
+    """
+    import cv2
+
+    if int(max_side) < 1:
+        raise InvalidImageError(f"`max_side` must be at least 1; received {max_side!r}.")
+    arr = np.asarray(image)
+    h, w = arr.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return arr
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
+    return out.reshape(size[1], size[0], *arr.shape[2:])
+
+
+def to_uint8_display(fmap) -> np.ndarray:
+    """Min-max scale any real array to uint8 0..255 for display (constant -> 0).
+
+    Example:
+        >>> to_uint8_display(np.array([[-1.0, 1.0]]))
+        array([[  0, 255]], dtype=uint8)
+    """
+    arr = np.asarray(fmap, dtype=np.float32)
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    return ((arr - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
