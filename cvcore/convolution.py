@@ -36,6 +36,7 @@ __all__ = [
     "relu",
     "conv2d_param_count",
     "keras_conv2d_code",
+    "keras_conv2d_script",
 ]
 
 PADDINGS = ("valid", "same")
@@ -572,3 +573,46 @@ def keras_conv2d_code(filters: int, kernel_size, strides=(1, 1), padding="valid"
             f'layers.{cls}(pool_size={ps}, strides={st_txt}, padding="{_check_padding(pool.get("padding", "valid"))}")'
         )
     return "\n".join(lines)
+
+
+def _array_literal(arr: np.ndarray) -> str:
+    return np.array2string(np.asarray(arr, dtype=np.float64), separator=", ", precision=6,
+                           suppress_small=True, max_line_width=88, threshold=100_000)
+
+
+def keras_conv2d_script(kernels, bias, input_shape, strides=(1, 1), padding="valid", *, activation=None, pool: dict | None = None) -> str:
+    """A runnable Keras 3 script that builds this convolution with these exact weights.
+
+    Args:
+        kernels: the filters in any layout :func:`conv2d` accepts.
+        bias: a scalar or one value per filter.
+        input_shape: ``(H, W, C)`` of the input image.
+        strides, padding, activation, pool: as in :func:`keras_conv2d_code`.
+
+    Returns:
+        Python source that defines ``model`` (a ``keras.Sequential``) whose
+        output on an image equals :func:`conv2d` (then ReLU and pooling, when
+        given) on the same image.
+
+    Example:
+        >>> print(keras_conv2d_script(np.ones((1, 1)), 0.0, (4, 4, 1)).splitlines()[0])
+        import numpy as np
+    """
+    h, w, c = (int(v) for v in input_shape)
+    k, _ = _as_kernels(kernels, c)
+    b = _as_bias(bias, k.shape[3])
+    kh, kw, _, f = k.shape
+    layer_lines = keras_conv2d_code(f, (kh, kw), strides, padding, activation=activation,
+                                    input_shape=(h, w, c), pool=pool).splitlines()
+    body = ",\n    ".join(layer_lines)
+    return (
+        "import numpy as np\n"
+        "import keras\n"
+        "from keras import layers\n\n"
+        f"# Keras keeps Conv2D weights as (kh, kw, in_channels, filters) = {k.shape}\n"
+        f"kernels = np.array({_array_literal(k)}, dtype=np.float32)\n"
+        f"bias = np.array({_array_literal(b)}, dtype=np.float32)\n\n"
+        f"model = keras.Sequential([\n    {body},\n])\n"
+        "model.layers[0].set_weights([kernels, bias])\n"
+        f"# feature_maps = model.predict(images)  # images: N x {h} x {w} x {c}, float32\n"
+    )

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import InvalidImageError
 
-__all__ = ["to_grayscale", "fit_within", "to_uint8_display"]
+__all__ = ["to_grayscale", "fit_within", "to_uint8_display", "prepare_input"]
 
 # ITU-R BT.601 luma, the weights PIL's convert("L") and OpenCV use.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -80,3 +80,28 @@ def to_uint8_display(fmap) -> np.ndarray:
     if hi <= lo:
         return np.zeros(arr.shape, dtype=np.uint8)
     return ((arr - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
+
+
+def prepare_input(image, *, colour: bool, rescale: bool = True) -> np.ndarray:
+    """Pixels as a convolution's input: float32 H x W x C, C = 3 (colour) or 1.
+
+    Args:
+        image: uint8 H x W (gray) or H x W x 3 (RGB).
+        colour: keep 3 channels (a gray image is repeated) or reduce to 1 (luma).
+        rescale: divide by 255 so pixels lie in [0, 1], as ``rescale=1/255``
+            (the chapters' ``Rescaling`` layer) does before training.
+
+    Returns:
+        float32 H x W x C.
+
+    Example:
+        >>> prepare_input(np.full((2, 2), 255, np.uint8), colour=True).shape
+        (2, 2, 3)
+    """
+    arr = np.asarray(image)
+    if colour:
+        rgb = arr if arr.ndim == 3 else np.repeat(arr[:, :, None], 3, axis=2)
+        out = rgb[:, :, :3].astype(np.float32)
+    else:
+        out = to_grayscale(arr)[:, :, None].astype(np.float32)
+    return out / 255.0 if rescale else out

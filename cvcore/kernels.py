@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import KernelError
 
-__all__ = ["PRESETS", "preset_kernel", "parse_kernel", "parse_number", "MAX_KERNEL_SIZE"]
+__all__ = ["PRESETS", "preset_kernel", "parse_kernel", "parse_number", "format_number", "stack_filters", "MAX_KERNEL_SIZE"]
 
 MAX_KERNEL_SIZE = 15
 
@@ -201,3 +201,62 @@ def parse_kernel(cells) -> np.ndarray:
                     "type a number such as 1, -0.5, 2e-1 or 1/9."
                 ) from None
     return out
+
+
+def format_number(value: float) -> str:
+    """Write a kernel value as a person would type it: ``2``, ``-0.5``, ``1/9``.
+
+    The inverse of :func:`parse_number` for the presets' values: simple
+    fractions (denominator up to 256) are written as fractions.
+
+    Example:
+        >>> [format_number(v) for v in (2.0, -0.5, 1 / 9, 0.0625)]
+        ['2', '-0.5', '1/9', '0.0625']
+    """
+    v = float(value) + 0.0  # + 0.0 drops -0.0
+    if v == int(v):
+        return str(int(v))
+    short = f"{v:.6g}"
+    frac = Fraction(v).limit_denominator(256)
+    if abs(float(frac) - v) < 1e-12 and len(short) > 6:
+        return f"{frac.numerator}/{frac.denominator}"
+    return short
+
+
+def stack_filters(filters, channels: int) -> np.ndarray:
+    """Stack F filters into Keras' kernel layout, kh x kw x C x F.
+
+    Args:
+        filters: a sequence of kh x kw arrays (the same weights on every
+            channel, as when one grid is drawn for a colour image) or
+            kh x kw x C arrays (one slice per channel).
+        channels: C, the number of input channels.
+
+    Returns:
+        float64 kh x kw x C x F.
+
+    Raises:
+        KernelError: when the filters differ in size or channel count.
+
+    Example:
+        >>> stack_filters([np.ones((3, 3)), np.zeros((3, 3, 3))], channels=3).shape
+        (3, 3, 3, 2)
+    """
+    if int(channels) < 1:
+        raise KernelError(f"`channels` must be at least 1; received {channels!r}.")
+    out = []
+    for i, k in enumerate(filters):
+        k = np.asarray(k, dtype=np.float64)
+        if k.ndim == 2:
+            k = np.repeat(k[:, :, None], channels, axis=2)
+        if k.ndim != 3 or k.shape[2] != channels:
+            raise KernelError(f"Filter {i + 1} has shape {k.shape}; expected kh x kw or kh x kw x {channels}.")
+        if out and k.shape != out[0].shape:
+            raise KernelError(
+                f"Filter {i + 1} is {k.shape[0]}x{k.shape[1]} but filter 1 is {out[0].shape[0]}x{out[0].shape[1]}; "
+                "all filters of one layer share a size."
+            )
+        out.append(k)
+    if not out:
+        raise KernelError("`filters` is empty; give at least one filter.")
+    return np.stack(out, axis=3)

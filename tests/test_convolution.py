@@ -191,3 +191,19 @@ def test_bad_arguments_raise_errors_that_name_them(call, match):
 def test_relu():
     np.testing.assert_array_equal(C.relu([[-2, 0, 3]]), [[0, 0, 3]])
     assert math.isclose(float(C.relu(np.float32(-0.5))), 0.0)
+
+
+@pytest.mark.parametrize("activation, pool", [(None, None), ("relu", {"mode": "max", "pool_size": 2, "strides": None, "padding": "same"})])
+def test_generated_script_reproduces_the_page_settings(activation, pool):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (9, 11, 3)).astype(np.float32)
+    k = rng.normal(size=(3, 4, 3, 2)).astype(np.float32)
+    b = np.array([0.25, -1.0], np.float32)
+    script = C.keras_conv2d_script(k, b, x.shape, (2, 1), "same", activation=activation, pool=pool)
+    namespace = {}
+    exec(script, namespace)
+    theirs = np.asarray(namespace["model"](x[None]))[0]
+    ours = C.conv2d(x, k, b, (2, 1), "same")
+    if activation == "relu":
+        ours = C.pool2d(C.relu(ours), 2, None, "same", "max")
+    np.testing.assert_allclose(theirs, ours, atol=1e-4)

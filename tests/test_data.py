@@ -173,3 +173,11 @@ def test_grayscale_and_fit_within():
     assert images.fit_within(rgb, 10).shape == (5, 10, 3)
     assert images.fit_within(rgb, 100) is rgb
     assert images.fit_within(np.zeros((300, 30), np.uint8), 100).shape == (100, 10)
+
+
+def test_prepare_input():
+    gray = np.full((2, 3), 255, np.uint8)
+    assert images.prepare_input(gray, colour=True).shape == (2, 3, 3)
+    x = images.prepare_input(np.zeros((2, 3, 3), np.uint8) + 51, colour=False, rescale=True)
+    assert x.shape == (2, 3, 1) and x.dtype == np.float32 and x.max() == pytest.approx(0.2)
+    assert images.prepare_input(gray, colour=False, rescale=False).max() == 255

@@ -67,3 +67,24 @@ def test_unknown_preset_and_bad_size():
         K.preset_kernel("blurry")
     with pytest.raises(KernelError, match="0x3"):
         K.preset_kernel("identity", (0, 3))
+
+
+@pytest.mark.parametrize("name", K.PRESETS)
+@pytest.mark.parametrize("size", [3, 5, (3, 4)])
+def test_formatted_presets_parse_back_to_the_same_values(name, size):
+    k = K.preset_kernel(name, size)
+    cells = [[K.format_number(v) for v in row] for row in k]
+    np.testing.assert_allclose(K.parse_kernel(cells), k, rtol=1e-6, atol=1e-9)
+
+
+def test_format_number():
+    assert [K.format_number(v) for v in (2.0, -0.5, 1 / 9, 0.0625, -0.0)] == ["2", "-0.5", "1/9", "0.0625", "0"]
+
+
+def test_stack_filters_makes_keras_layout():
+    k = K.stack_filters([np.ones((3, 4)), np.full((3, 4, 2), 2.0)], channels=2)
+    assert k.shape == (3, 4, 2, 2) and k[..., 0].sum() == 24 and k[..., 1].sum() == 48
+    with pytest.raises(KernelError, match="Filter 2 is 5x5"):
+        K.stack_filters([np.ones((3, 3)), np.ones((5, 5))], channels=1)
+    with pytest.raises(KernelError, match="empty"):
+        K.stack_filters([], channels=1)

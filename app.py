@@ -1,0 +1,43 @@
+"""ConvNet Explorer: home page and navigation.
+
+Run with ``streamlit run app.py``. Every computation lives in ``cvcore``;
+the pages in ``pages/`` are thin views over it.
+"""
+import streamlit as st
+
+from ui.common import sidebar_device
+
+st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:", layout="wide")
+
+PAGES = {
+    "filters": st.Page("pages/filters.py", title="Filters & convolution", icon=":material/filter_alt:", url_path="filters"),
+}
+
+
+def home() -> None:
+    st.title("ConvNet Explorer")
+    st.markdown(
+        "An interactive companion to three textbook chapters on computer vision with Keras: "
+        "draw filters and watch them slide over digits and photographs, build and train "
+        "ConvNets, bring your own image folders, reuse VGG16, and open the black box."
+    )
+    st.subheader("Start here")
+    st.page_link(PAGES["filters"], label="**Filters & convolution**: hand-made kernels on MNIST digits "
+                 "and colour photographs; padding, stride, ReLU and pooling, step by step; the Keras "
+                 "`Conv2D` line that does the same.", icon=":material/filter_alt:")
+    st.subheader("The arc of the chapters")
+    st.markdown(
+        "1. **Filters**: a convolution is a small window of weights slid over an image; "
+        "each position gives one number of a feature map.\n"
+        "2. **Training ConvNets**: Keras learns those weights; optimizers, regularization, "
+        "dropout and batch normalization shape the learning curves.\n"
+        "3. **Real image folders**: augmentation and rule-based preprocessing get more out of few images.\n"
+        "4. **Transfer learning**: a network pretrained on ImageNet, frozen, with a new head.\n"
+        "5. **What ConvNets learn**: activations, filter visualizations, saliency and Grad-CAM."
+    )
+    st.caption("Pages for steps 2–5 arrive as they are built; this home page links to what is ready.")
+
+
+nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
+sidebar_device()
+nav.run()

@@ -1,0 +1,317 @@
+"""Filters & convolution: hand-made kernels slid over digits and photographs.
+
+Reads top-down: the input image, the filters, the convolution's settings,
+then what comes out (shapes, feature maps, the cube, one pixel step by step,
+the per-channel view and the Keras code). All numerics are cvcore's.
+"""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cvcore import convolution as conv
+from cvcore import images, kernels
+from cvcore.data import DATASET_TITLES, DATASETS, PHOTOS, load_image
+from cvcore.errors import CvcoreError
+from ui import plots
+from ui.common import dataset, photo, show_error
+
+MAX_UPLOAD_PIXELS = 25_000_000
+SIZES = {"3 x 3": (3, 3), "5 x 5": (5, 5), "3 x 4": (3, 4), "custom": None}
+START_PRESETS = ["vertical line", "horizontal line", "sobel x", "sobel y",
+                 "laplacian", "gaussian blur", "sharpen", "emboss"]
+CHANNELS = ("R", "G", "B")
+
+st.title("Filters & convolution")
+st.caption(
+    "A convolution slides a small grid of weights (a kernel, or filter) over an image. At each "
+    "position it multiplies the weights with the pixels beneath, sums the products and adds a "
+    "bias: one number of the output, the *feature map*. Draw your own filters below."
+)
+
+# ============================================================================ 1. input
+st.subheader("1 · Input image", divider="gray")
+source = st.segmented_control(
+    "Source", ["Data set", "Photo", "Upload", "Draw"], default="Data set", key="flt_source",
+    help="A 28x28 digit or garment, a bundled colour photograph, your own PNG/JPEG, or a digit you draw.",
+) or "Data set"
+
+
+def dataset_image():
+    c1, c2, c3 = st.columns(3)
+    name = c1.selectbox("Data set", DATASETS, format_func=DATASET_TITLES.get, key="flt_dataset",
+                        help="MNIST downloads once through Keras' cache; offline, the bundled digits are used.")
+    (train, _, class_names), used, notice = dataset(name)
+    if notice:
+        st.warning(notice, icon=":material/cloud_off:")
+    x, y = train
+    label = c2.selectbox("Class", range(len(class_names)), format_func=lambda i: f"{i}: {class_names[i]}",
+                         key="flt_class")
+    members = np.flatnonzero(y == label)
+    i = c3.number_input(f"Index within the class (0–{len(members) - 1})", 0, len(members) - 1, 0,
+                        key=f"flt_index_{used}_{label}", help="Which training image of this class.")
+    return x[members[i]], f"{DATASET_TITLES[used]}, {class_names[label]} #{i}"
+
+
+def photo_image():
+    name = st.selectbox("Photograph", list(PHOTOS), key="flt_photo", help="scikit-image's bundled photographs.")
+    return photo(name), name
+
+
+def uploaded_image():
+    up = st.file_uploader("A PNG or JPEG image", type=["png", "jpg", "jpeg"], key="flt_upload",
+                          help=f"At most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels. It stays in this "
+                               "browser session's memory and is never written to disk.")
+    if up is None:
+        st.info("Upload an image to continue, or pick another source.", icon=":material/upload:")
+        st.stop()
+    try:
+        return load_image(up, max_pixels=MAX_UPLOAD_PIXELS), up.name
+    except CvcoreError as err:
+        show_error(err, "Try another file, or pick another source.")
+        st.stop()
+
+
+def drawn_image():
+    from streamlit_drawable_canvas import st_canvas
+
+    st.caption("Draw a digit with the mouse, white on black, as in MNIST. It is shrunk to 28x28.")
+    result = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000",
+                       height=280, width=280, drawing_mode="freedraw", key="flt_canvas")
+    rgba = None if result is None else result.image_data
+    if rgba is None or not np.any(rgba[:, :, :3]):
+        st.info("Draw a digit on the canvas to see its feature maps.", icon=":material/draw:")
+        st.stop()
+    return images.fit_within(images.to_grayscale(rgba[:, :, :3]), 28), "your drawing"
+
+
+pick = {"Data set": dataset_image, "Photo": photo_image, "Upload": uploaded_image, "Draw": drawn_image}
+raw, description = pick[source]()
+
+is_colour_source = raw.ndim == 3
+c1, c2, c3 = st.columns(3)
+colour = is_colour_source and c1.radio(
+    "Channels", ["Colour (RGB, 3 channels)", "Grayscale (1 channel)"], key="flt_colour", horizontal=True,
+    help="With colour, each filter spans all three channels: a kh x kw x 3 block of weights whose "
+         "three products are summed into one feature map.",
+).startswith("Colour")
+if is_colour_source:
+    side = c2.slider("Working size (longest side, px)", 32, 512, 160, step=16, key="flt_side",
+                     help="Large photos are shrunk so that every edit answers at once.")
+    raw = images.fit_within(raw, side)
+rescale = c3.toggle("Rescale pixels to [0, 1]", value=True, key="flt_rescale",
+                    help="Divide by 255, as Keras' Rescaling(1/255) does before training. Off: raw 0–255 values.")
+x = images.prepare_input(raw, colour=colour, rescale=rescale)
+h, w, c = x.shape
+st.plotly_chart(plots.image(raw if colour else images.to_grayscale(raw), f"{description}: {h} x {w} x {c}",
+                            height=260), key="flt_input_fig")
+
+# ============================================================================ 2. filters
+st.subheader("2 · Filters", divider="gray")
+c1, c2, c3 = st.columns(3)
+n_filters = int(c1.number_input("Number of filters", 1, 8, 2, key="flt_n",
+                                help="Each filter gives one feature map; together they form the output's depth."))
+size_label = c2.selectbox("Kernel size", list(SIZES), key="flt_size", help="Rows x columns of weights.")
+if SIZES[size_label] is None:
+    cc1, cc2 = c2.columns(2)
+    kh = int(cc1.number_input("Rows", 1, kernels.MAX_KERNEL_SIZE, 3, key="flt_kh"))
+    kw = int(cc2.number_input("Columns", 1, kernels.MAX_KERNEL_SIZE, 3, key="flt_kw"))
+else:
+    kh, kw = SIZES[size_label]
+per_channel = colour and c3.toggle(
+    "Separate weights per channel", key="flt_per_channel",
+    help="Off: the same 2-D weights on R, G and B. On: edit each channel's slice of the kh x kw x 3 filter.")
+grids = CHANNELS if per_channel else ("all",)
+st.caption("Type numbers or fractions such as `1/9` in the cells; choose a preset to start from.")
+
+
+def grid_state(f: int, ch: str) -> tuple[str, str]:
+    base = f"flt_grid_{f}_{ch}_{kh}x{kw}"
+    return base, base + "_version"
+
+
+def preset_cells(name: str) -> list[list[str]]:
+    return [[kernels.format_number(v) for v in row] for row in kernels.preset_kernel(name, (kh, kw))]
+
+
+def load_preset(f: int) -> None:
+    """Reset filter f's grids to its preset (a new editor key drops old edits)."""
+    cells = preset_cells(st.session_state[f"flt_preset_{f}"])
+    for ch in grids:
+        base, version = grid_state(f, ch)
+        st.session_state[base] = cells
+        st.session_state[version] = st.session_state.get(version, 0) + 1
+
+
+filters, biases, problems = [], [], []
+tabs = st.tabs([f"Filter {f + 1}" for f in range(n_filters)])
+for f, tab in enumerate(tabs):
+    with tab:
+        t1, t2 = st.columns([2, 1])
+        preset = t1.selectbox("Preset", kernels.PRESETS, index=kernels.PRESETS.index(START_PRESETS[f]),
+                              key=f"flt_preset_{f}", on_change=load_preset, args=(f,),
+                              help="Loads the preset's weights into the grid, replacing your edits.")
+        biases.append(t2.number_input("Bias", value=0.0, step=0.1, format="%.3f", key=f"flt_bias_{f}",
+                                      help="Added to every output of this filter."))
+        slices = []
+        for ch, col in zip(grids, st.columns(len(grids))):
+            base, version = grid_state(f, ch)
+            if base not in st.session_state:
+                st.session_state[base] = preset_cells(preset)
+            columns = [str(j + 1) for j in range(kw)]
+            edited = col.data_editor(
+                pd.DataFrame(st.session_state[base], columns=columns), hide_index=True, num_rows="fixed",
+                key=f"{base}_v{st.session_state.get(version, 0)}", width="stretch",
+                column_config={name: st.column_config.TextColumn(name, width="small") for name in columns},
+            )
+            if ch != "all":
+                col.caption(f"{ch} channel")
+            try:
+                slices.append(kernels.parse_kernel(edited))
+            except CvcoreError as err:
+                problems.append(f"Filter {f + 1}{'' if ch == 'all' else f', {ch} channel'}: {err}")
+        if len(slices) == len(grids):
+            filters.append(np.stack(slices, axis=2) if per_channel else slices[0])
+
+if problems:
+    for message in problems:
+        st.error(message, icon=":material/error:")
+    st.info("Your other settings are kept; fix the cell to see the feature maps again.")
+    st.stop()
+K = kernels.stack_filters(filters, channels=c)
+bias = np.asarray(biases, dtype=np.float32)
+
+# ============================================================================ 3. settings
+st.subheader("3 · Convolution, ReLU and pooling", divider="gray")
+c1, c2, c3, c4 = st.columns(4)
+padding = c1.radio("Padding", ["valid", "same"], key="flt_padding", horizontal=True,
+                   help="valid: no zeros, the map shrinks. same: zeros around the border so that, with "
+                        "stride 1, the map keeps the input's size (Keras puts an odd extra zero after).")
+sy = int(c2.number_input("Stride (rows)", 1, 8, 1, key="flt_sy", help="How far the kernel moves down each step."))
+sx = int(c2.number_input("Stride (columns)", 1, 8, 1, key="flt_sx", help="How far the kernel moves right each step."))
+use_relu = c3.toggle("ReLU", value=False, key="flt_relu", help="max(x, 0): negative responses become 0.")
+pool_mode = c4.selectbox("Pooling", ["none", "max", "avg"], key="flt_pool",
+                         help="Summarise each window of the (ReLU'd) map by its max or average.")
+if pool_mode != "none":
+    p1, p2, p3 = st.columns(3)
+    pool = int(p1.number_input("Pool size", 1, 8, 2, key="flt_pool_size"))
+    pool_stride = int(p2.number_input("Pool stride (0: same as pool size)", 0, 8, 0, key="flt_pool_stride",
+                                      help="Keras' default, strides=None, steps by the pool size."))
+    pool_padding = p3.radio("Pool padding", ["valid", "same"], key="flt_pool_padding", horizontal=True)
+    pool_cfg = {"mode": pool_mode, "pool_size": pool, "strides": pool_stride or None, "padding": pool_padding}
+else:
+    pool_cfg = None
+
+try:
+    fmap = conv.conv2d(x, K, bias, (sy, sx), padding)
+    shape_text = conv.explain_output_shape((h, w), (kh, kw), (sy, sx), padding)
+    activated = conv.relu(fmap) if use_relu else fmap
+    pooled = (conv.pool2d(activated, pool_cfg["pool_size"], pool_cfg["strides"], pool_cfg["padding"], pool_mode)
+              if pool_cfg else None)
+except CvcoreError as err:
+    show_error(err, "Change the kernel size, stride or padding.")
+    st.stop()
+
+# ============================================================================ 4. output
+st.subheader("4 · What comes out", divider="gray")
+stages = [("Input", x.shape), ("Conv2D", fmap.shape)]
+if use_relu:
+    stages.append(("ReLU", activated.shape))
+if pooled is not None:
+    stages.append((f"{pool_mode.capitalize()}Pooling2D", pooled.shape))
+for col, (name, shp) in zip(st.columns(len(stages)), stages):
+    col.metric(name, " x ".join(str(v) for v in shp), help="height x width x channels")
+f1, f2 = st.columns(2)
+f1.latex(shape_text["rows"])
+f2.latex(shape_text["cols"])
+
+final = pooled if pooled is not None else activated
+final_name = stages[-1][0]
+tab_names = ["Feature maps", "Feature-map cube", "Step through one pixel"]
+if colour:
+    tab_names.append("Per-channel view")
+tab_names.append("Keras code")
+out_tabs = dict(zip(tab_names, st.tabs(tab_names)))
+
+with out_tabs["Feature maps"]:
+    st.caption("Blue is negative, red positive, white zero: the scale is centred on 0 so that "
+               "negative responses show. ReLU sets them to 0.")
+    per_row = min(n_filters, 4)
+    for start in range(0, n_filters, per_row):
+        for f, col in zip(range(start, start + per_row), st.columns(per_row)):
+            if f >= n_filters:
+                continue
+            col.plotly_chart(plots.heatmap(fmap[:, :, f], f"Filter {f + 1}: Conv2D", height=240),
+                             key=f"flt_map_{f}")
+            if final is not fmap:
+                col.plotly_chart(plots.heatmap(final[:, :, f], f"Filter {f + 1}: after {final_name}", height=240),
+                                 key=f"flt_final_{f}")
+
+with out_tabs["Feature-map cube"]:
+    st.caption(f"The {final_name} output, {' x '.join(map(str, final.shape))}: one plane per filter, "
+               "stacked along the depth axis. Drag to turn it.")
+    st.plotly_chart(plots.feature_cube(final), key="flt_cube")
+
+with out_tabs["Step through one pixel"]:
+    oh, ow, _ = fmap.shape
+    s1, s2, s3 = st.columns(3)
+    pf = int(s1.number_input("Filter", 1, n_filters, 1, key="flt_step_filter")) - 1
+    row = s2.slider("Output row", 0, oh - 1, oh // 2, key=f"flt_step_row_{oh}")
+    col_ = s3.slider("Output column", 0, ow - 1, ow // 2, key=f"flt_step_col_{ow}")
+    e = conv.explain_pixel(x, K, bias, (sy, sx), padding, row=row, col=col_, filter_index=pf)
+    # The padded picture is drawn from the uint8 pixels; the numbers beside it are the input's values.
+    padded, pads = conv.pad_input(raw if colour else images.to_grayscale(raw), (kh, kw), (sy, sx), padding)
+    rows, cols = conv.kernel_positions((h, w), (kh, kw), (sy, sx), padding)
+    fig = plots.image(padded.astype(np.uint8), height=420)
+    drawn = plots.add_positions(fig, rows, cols, kh, kw)
+    plots.add_padding_frame(fig, pads, padded.shape)
+    plots.add_window(fig, e.top, e.left, kh, kw)
+    (pt, pb), (pl, pr) = pads
+    fig.update_layout(title=dict(text=f"Input as the kernel sees it: {padded.shape[0]} x {padded.shape[1]} "
+                                      f"(zeros: {pt} top, {pb} bottom, {pl} left, {pr} right)"))
+    left, right = st.columns([3, 2])
+    left.plotly_chart(fig, key="flt_padded")
+    left.caption(f"Orange dots: the {len(rows)} x {len(cols)} = {len(rows) * len(cols)} positions where the "
+                 "kernel's centre lands" + ("" if drawn else " (too many to draw; raise the stride or "
+                                                              "shrink the image)")
+                 + ". Orange box: the window for the chosen output pixel. Dotted green: the original image.")
+    with right:
+        for ch in range(c):
+            label = f" ({CHANNELS[ch]})" if c == 3 else ""
+            m1, m2, m3 = st.columns(3)
+            m1.plotly_chart(plots.heatmap(e.patch[:, :, ch], f"pixels{label}", diverging=False, text=True,
+                                          height=170, colorbar=False), key=f"flt_patch_{ch}")
+            m2.plotly_chart(plots.heatmap(e.weights[:, :, ch], f"x weights{label}", text=True, height=170,
+                                          colorbar=False), key=f"flt_weights_{ch}")
+            m3.plotly_chart(plots.heatmap(e.products[:, :, ch], f"= products{label}", text=True, height=170,
+                                          colorbar=False), key=f"flt_products_{ch}")
+        st.latex(rf"\sum \text{{products}} = {e.total:.4f}")
+        st.latex(rf"{e.total:.4f} + \text{{bias}}\ ({e.bias:.3f}) = {e.value:.4f}")
+        if use_relu:
+            st.latex(rf"\text{{ReLU}}: \max({e.value:.4f}, 0) = {max(e.value, 0.0):.4f}")
+        st.caption(f"Output pixel ({row}, {col_}) of filter {pf + 1}; its window starts at row {e.top}, "
+                   f"column {e.left} of the padded input.")
+
+if colour:
+    with out_tabs["Per-channel view"]:
+        cf = int(st.number_input("Filter", 1, n_filters, 1, key="flt_channel_filter")) - 1
+        parts = conv.channel_contributions(x, K[:, :, :, cf], (sy, sx), padding)
+        st.caption("A colour filter is three 2-D slices, one per channel. Each slice is slid over its own "
+                   "channel; the three responses are summed and the bias added: one feature map.")
+        top = plots.symmetric_range(parts, fmap[:, :, cf])
+        cols = st.columns(4)
+        for ch in range(3):
+            cols[ch].plotly_chart(plots.heatmap(parts[:, :, ch], f"{CHANNELS[ch]} slice on {CHANNELS[ch]}",
+                                                zmax=top, height=240, colorbar=False), key=f"flt_part_{ch}")
+        cols[3].plotly_chart(plots.heatmap(fmap[:, :, cf], f"sum + bias {bias[cf]:.3f}", zmax=top, height=240),
+                             key="flt_part_sum")
+
+with out_tabs["Keras code"]:
+    params = conv.conv2d_param_count((kh, kw), c, n_filters)
+    k1, k2 = st.columns([1, 2])
+    k1.metric("Parameters", f"{params:,}")
+    k2.latex(rf"(k_h \cdot k_w \cdot C + 1) \cdot F = ({kh} \cdot {kw} \cdot {c} + 1) \cdot {n_filters} = {params}")
+    st.code(conv.keras_conv2d_code(n_filters, (kh, kw), (sy, sx), padding,
+                                   activation="relu" if use_relu else None, pool=pool_cfg), language="python")
+    with st.expander("A runnable script with these exact weights"):
+        st.code(conv.keras_conv2d_script(K, bias, x.shape, (sy, sx), padding,
+                                         activation="relu" if use_relu else None, pool=pool_cfg), language="python")

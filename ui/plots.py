@@ -1,0 +1,148 @@
+"""Plotly figure builders shared by the pages: drawing only, no numerics.
+
+Every figure puts row 0 at the top and keeps pixels square, so maps look like
+the images they come from. Feature maps use a diverging scale centred on 0,
+so negative responses (blue) are as visible as positive ones (red).
+
+Figures are built from plain dicts with plotly's validation off: a page
+draws a dozen of them on every edit, and validation cost ~10 ms each.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.colors
+import plotly.graph_objects as go
+
+
+def _scale(colors: list[str]) -> list[list]:
+    return [[i / (len(colors) - 1), c] for i, c in enumerate(colors)]
+
+
+DIVERGING = _scale(plotly.colors.diverging.RdBu_r)  # blue < 0 < red, white at 0
+GRAY = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
+
+_MARGIN = dict(l=4, r=4, t=32, b=4)
+
+
+def _figure(data: list[dict], layout: dict) -> go.Figure:
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def _image_layout(title: str, height: int) -> dict:
+    return dict(
+        title=dict(text=title, font=dict(size=13), x=0.02),
+        height=height,
+        margin=_MARGIN,
+        xaxis=dict(visible=False, constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"),
+        plot_bgcolor="rgba(0,0,0,0)",
+        shapes=[],
+    )
+
+
+def symmetric_range(*arrays) -> float:
+    """The largest absolute value over the arrays (1.0 when all are zero), for a shared scale."""
+    top = max((float(np.nanmax(np.abs(a))) for a in arrays if np.size(a)), default=0.0)
+    return top if top > 0 else 1.0
+
+
+def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None = None, height: int = 260,
+            text: bool = False, fmt: str = ".2f", colorbar: bool = True) -> go.Figure:
+    """One 2-D array as a heatmap; diverging maps are centred on 0.
+
+    Args:
+        arr: H x W values.
+        title: shown above.
+        diverging: blue-white-red centred on 0 (feature maps) or gray (images).
+        zmax: the colour scale's half-range for diverging maps (shared scales).
+        height: pixels.
+        text: write each value in its cell (small matrices: kernels, patches).
+        fmt: the number format for ``text``.
+        colorbar: show the colour bar.
+    """
+    arr = np.asarray(arr, dtype=np.float32)
+    trace = dict(type="heatmap", z=arr, showscale=colorbar,
+                 hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>")
+    if diverging:
+        top = zmax if zmax is not None else symmetric_range(arr)
+        trace.update(colorscale=DIVERGING, zmid=0.0, zmin=-top, zmax=top)
+    else:
+        trace.update(colorscale=GRAY)
+    if text:
+        trace.update(texttemplate=f"%{{z:{fmt}}}", textfont=dict(size=12))
+    if colorbar:
+        trace["colorbar"] = dict(thickness=10, len=0.9)
+    return _figure([trace], _image_layout(title, height))
+
+
+def rgb_image(img, title: str = "", height: int = 260) -> go.Figure:
+    """A uint8 H x W x 3 image, with pixel values on hover."""
+    return _figure([dict(type="image", z=np.asarray(img))], _image_layout(title, height))
+
+
+def image(img, title: str = "", height: int = 260) -> go.Figure:
+    """A gray (H x W) or colour (H x W x 3) uint8 image."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 3:
+        return rgb_image(img, title, height)
+    fig = heatmap(img, title, diverging=False, height=height, colorbar=False)
+    if img.dtype == np.uint8:
+        fig.data[0].update(zmin=0, zmax=255)
+    return fig
+
+
+def _add_shape(fig: go.Figure, shape: dict) -> None:
+    fig.layout.shapes = (*fig.layout.shapes, shape)
+
+
+def add_window(fig: go.Figure, top: int, left: int, kh: int, kw: int, color: str = "#f5a623") -> go.Figure:
+    """Outline the kh x kw window whose top-left pixel is (top, left)."""
+    _add_shape(fig, dict(type="rect", x0=left - 0.5, x1=left + kw - 0.5, y0=top - 0.5, y1=top + kh - 0.5,
+                         line=dict(color=color, width=3)))
+    return fig
+
+
+def add_padding_frame(fig: go.Figure, pads, shape, color: str = "#2ca02c") -> go.Figure:
+    """Outline the original image inside its zero padding."""
+    (top, bottom), (left, right) = pads
+    h, w = shape[:2]
+    _add_shape(fig, dict(type="rect", x0=left - 0.5, x1=w - right - 0.5, y0=top - 0.5, y1=h - bottom - 0.5,
+                         line=dict(color=color, width=2, dash="dot")))
+    return fig
+
+
+def add_positions(fig: go.Figure, rows, cols, kh: int, kw: int, max_points: int = 2500) -> int:
+    """Mark the centre of every window the kernel lands on; returns how many were drawn (0 if too many)."""
+    n = len(rows) * len(cols)
+    if n == 0 or n > max_points:
+        return 0
+    yy, xx = np.meshgrid(np.asarray(rows) + (kh - 1) / 2, np.asarray(cols) + (kw - 1) / 2, indexing="ij")
+    fig.add_trace(dict(type="scatter", x=xx.ravel(), y=yy.ravel(), mode="markers", hoverinfo="skip",
+                       marker=dict(size=4, color="#f5a623", opacity=0.8), showlegend=False))
+    return n
+
+
+def feature_cube(fmaps, title: str = "Feature-map cube", height: int = 460) -> go.Figure:
+    """Stack F feature maps (H x W x F) as planes in 3-D: the cube the chapters draw."""
+    fmaps = np.asarray(fmaps, dtype=np.float32)
+    h, w, f = fmaps.shape
+    top = symmetric_range(fmaps)
+    yy, xx = np.mgrid[0:h, 0:w]
+    data = [
+        dict(type="surface", x=xx, y=yy, z=np.full((h, w), float(i)), surfacecolor=fmaps[:, :, i],
+             colorscale=DIVERGING, cmin=-top, cmax=top, showscale=(i == 0), name=f"filter {i + 1}",
+             colorbar=dict(thickness=10, len=0.7),
+             hovertemplate=f"filter {i + 1}<br>row %{{y}}, col %{{x}}<br>%{{surfacecolor:.3f}}<extra></extra>")
+        for i in range(f)
+    ]
+    layout = dict(
+        title=dict(text=title, font=dict(size=13), x=0.02), height=height, margin=dict(l=0, r=0, t=32, b=0),
+        scene=dict(
+            xaxis=dict(title=dict(text="width"), showticklabels=False),
+            yaxis=dict(title=dict(text="height"), autorange="reversed", showticklabels=False),
+            zaxis=dict(title=dict(text="filter"), tickvals=list(range(f)), ticktext=[str(i + 1) for i in range(f)]),
+            aspectmode="manual", aspectratio=dict(x=1, y=h / max(w, 1), z=0.25 * f if f > 1 else 0.3),
+            camera=dict(eye=dict(x=1.6, y=-1.6, z=1.0)),
+        ),
+    )
+    return _figure(data, layout)
