@@ -39,5 +39,9 @@ def home() -> None:
 
 
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
-sidebar_device()
-nav.run()
+try:
+    nav.run()
+finally:
+    # After the page, so its content shows before TensorFlow's first import (seconds), and in
+    # `finally` so the badge also shows when a page stops early with st.stop().
+    sidebar_device()

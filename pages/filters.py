@@ -44,7 +44,7 @@ def dataset_image():
     if notice:
         st.warning(notice, icon=":material/cloud_off:")
     x, y = train
-    label = c2.selectbox("Class", range(len(class_names)), format_func=lambda i: f"{i}: {class_names[i]}",
+    label = c2.selectbox("Class", range(len(class_names)), format_func=lambda i: class_names[i] if class_names[i] == str(i) else f"{i}: {class_names[i]}",
                          key="flt_class")
     members = np.flatnonzero(y == label)
     i = c3.number_input(f"Index within the class (0–{len(members) - 1})", 0, len(members) - 1, 0,
@@ -118,7 +118,7 @@ if SIZES[size_label] is None:
 else:
     kh, kw = SIZES[size_label]
 per_channel = colour and c3.toggle(
-    "Separate weights per channel", key="flt_per_channel",
+    "Weights per channel", key="flt_per_channel",
     help="Off: the same 2-D weights on R, G and B. On: edit each channel's slice of the kh x kw x 3 filter.")
 grids = CHANNELS if per_channel else ("all",)
 st.caption("Type numbers or fractions such as `1/9` in the cells; choose a preset to start from.")
@@ -217,7 +217,7 @@ stages = [("Input", x.shape), ("Conv2D", fmap.shape)]
 if use_relu:
     stages.append(("ReLU", activated.shape))
 if pooled is not None:
-    stages.append((f"{pool_mode.capitalize()}Pooling2D", pooled.shape))
+    stages.append(({"max": "MaxPooling2D", "avg": "AveragePooling2D"}[pool_mode], pooled.shape))
 for col, (name, shp) in zip(st.columns(len(stages)), stages):
     col.metric(name, " x ".join(str(v) for v in shp), help="height x width x channels")
 f1, f2 = st.columns(2)
@@ -234,7 +234,8 @@ out_tabs = dict(zip(tab_names, st.tabs(tab_names)))
 
 with out_tabs["Feature maps"]:
     st.caption("Blue is negative, red positive, white zero: the scale is centred on 0 so that "
-               "negative responses show. ReLU sets them to 0.")
+               "negative responses show (ReLU sets them to 0). Colours saturate at the 99.5th percentile "
+               "of |value| so that a few extreme pixels do not wash out the rest; hover for exact values.")
     per_row = min(n_filters, 4)
     for start in range(0, n_filters, per_row):
         for f, col in zip(range(start, start + per_row), st.columns(per_row)):
@@ -268,7 +269,7 @@ with out_tabs["Step through one pixel"]:
     (pt, pb), (pl, pr) = pads
     fig.update_layout(title=dict(text=f"Input as the kernel sees it: {padded.shape[0]} x {padded.shape[1]} "
                                       f"(zeros: {pt} top, {pb} bottom, {pl} left, {pr} right)"))
-    left, right = st.columns([3, 2])
+    left, right = st.columns(2)
     left.plotly_chart(fig, key="flt_padded")
     left.caption(f"Orange dots: the {len(rows)} x {len(cols)} = {len(rows) * len(cols)} positions where the "
                  "kernel's centre lands" + ("" if drawn else " (too many to draw; raise the stride or "

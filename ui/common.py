@@ -7,7 +7,7 @@ from cvcore import data, device
 from cvcore.errors import CvcoreError
 
 
-@st.cache_resource(show_spinner="Looking for a GPU…")
+@st.cache_resource(show_spinner=False)
 def device_info() -> device.DeviceInfo:
     return device.configure()
 

@@ -28,21 +28,35 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=data, layout=layout, _validate=False)
 
 
-def _image_layout(title: str, height: int) -> dict:
+def _image_layout(title: str, height: int, square: bool = True) -> dict:
+    yaxis = dict(visible=False, autorange="reversed")
+    if square:  # square pixels; small matrices in narrow columns stretch instead of clipping
+        yaxis.update(scaleanchor="x", constrain="domain")
     return dict(
         title=dict(text=title, font=dict(size=13), x=0.02),
         height=height,
         margin=_MARGIN,
         xaxis=dict(visible=False, constrain="domain"),
-        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"),
+        yaxis=yaxis,
         plot_bgcolor="rgba(0,0,0,0)",
         shapes=[],
     )
 
 
-def symmetric_range(*arrays) -> float:
-    """The largest absolute value over the arrays (1.0 when all are zero), for a shared scale."""
-    top = max((float(np.nanmax(np.abs(a))) for a in arrays if np.size(a)), default=0.0)
+def symmetric_range(*arrays, robust: bool = True) -> float:
+    """Half-range of a colour scale centred on 0, shared by the arrays (1.0 when all are zero).
+
+    With ``robust``, maps of more than 100 values use the 99.5th percentile of
+    |value|, so that a few extreme pixels (the edges that zero padding makes
+    at the border, say) saturate instead of washing out everything else.
+    Hover labels still show the exact values.
+    """
+    tops = []
+    for a in arrays:
+        a = np.abs(np.asarray(a, dtype=np.float32))
+        if a.size:
+            tops.append(float(np.nanpercentile(a, 99.5) if robust and a.size > 100 else np.nanmax(a)))
+    top = max(tops, default=0.0)
     return top if top > 0 else 1.0
 
 
@@ -72,7 +86,7 @@ def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None 
         trace.update(texttemplate=f"%{{z:{fmt}}}", textfont=dict(size=12))
     if colorbar:
         trace["colorbar"] = dict(thickness=10, len=0.9)
-    return _figure([trace], _image_layout(title, height))
+    return _figure([trace], _image_layout(title, height, square=not text))
 
 
 def rgb_image(img, title: str = "", height: int = 260) -> go.Figure:
@@ -131,6 +145,8 @@ def feature_cube(fmaps, title: str = "Feature-map cube", height: int = 460) -> g
     data = [
         dict(type="surface", x=xx, y=yy, z=np.full((h, w), float(i)), surfacecolor=fmaps[:, :, i],
              colorscale=DIVERGING, cmin=-top, cmax=top, showscale=(i == 0), name=f"filter {i + 1}",
+             # flat, unlit planes: the colours must read as on the 2-D maps
+             lighting=dict(ambient=1.0, diffuse=0.0, specular=0.0, roughness=1.0, fresnel=0.0),
              colorbar=dict(thickness=10, len=0.7),
              hovertemplate=f"filter {i + 1}<br>row %{{y}}, col %{{x}}<br>%{{surfacecolor:.3f}}<extra></extra>")
         for i in range(f)
@@ -141,8 +157,8 @@ def feature_cube(fmaps, title: str = "Feature-map cube", height: int = 460) -> g
             xaxis=dict(title=dict(text="width"), showticklabels=False),
             yaxis=dict(title=dict(text="height"), autorange="reversed", showticklabels=False),
             zaxis=dict(title=dict(text="filter"), tickvals=list(range(f)), ticktext=[str(i + 1) for i in range(f)]),
-            aspectmode="manual", aspectratio=dict(x=1, y=h / max(w, 1), z=0.25 * f if f > 1 else 0.3),
-            camera=dict(eye=dict(x=1.6, y=-1.6, z=1.0)),
+            aspectmode="manual", aspectratio=dict(x=1.6, y=1.6 * h / max(w, 1), z=min(0.3 * f, 1.6)),
+            camera=dict(eye=dict(x=1.45, y=-1.65, z=1.2)),
         ),
     )
     return _figure(data, layout)

@@ -1,0 +1,157 @@
+"""The app in a real browser: `streamlit run app.py` driven by headless Chromium.
+
+Uses Debian's `chromium` through Playwright (no browser download works here).
+Screenshots land in $SCREENSHOT_DIR (default build/screenshots) to be looked at.
+Skipped where Chromium is missing, except in CI (CI=true), where that fails.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists() or not shutil.which("streamlit", path=str(Path(sys.executable).parent)):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"CI needs Chromium at {CHROMIUM} and Streamlit; `.ci/run` installs them.")
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+# Ready: connected, the script has finished, and no skeleton or spinner shows.
+READY = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.dataset.testScriptState === 'running' || app.dataset.testConnectionState !== 'CONNECTED') return false;
+  return !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]');
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not start: {log.read_text()[-2000:]}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    server_log = log.read_text()
+    assert "Traceback" not in server_log, server_log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield pg
+        browser.close()
+
+
+def wait_ready(pg, settle=1.0):
+    pg.wait_for_function(READY, timeout=120_000)
+    time.sleep(settle)
+    pg.wait_for_function(READY, timeout=120_000)
+
+
+def assert_no_errors(pg, name):
+    exceptions = pg.locator('[data-testid="stException"]')
+    errors = pg.locator('[data-testid="stAlertContentError"]')
+    assert exceptions.count() == 0, f"{name}: {exceptions.first.inner_text()}"
+    assert errors.count() == 0, f"{name}: {errors.first.inner_text()}"
+
+
+def shoot(pg, name):
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_every_page_opens_without_error(server, page):
+    page.goto(server)
+    wait_ready(page)
+    page.wait_for_selector('[data-testid="stSidebarNav"] a', timeout=30_000)
+    links = page.eval_on_selector_all('[data-testid="stSidebarNav"] a', "els => els.map(e => e.href)")
+    urls = list(dict.fromkeys([server + "/", *links]))
+    assert len(urls) >= 2, links
+    for url in urls:
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", url[len(server):].strip("/")) or "home"
+        page.goto(url)
+        wait_ready(page, settle=2.0)
+        shoot(page, f"page-{name}")
+        assert_no_errors(page, name)
+    assert page.locator('[data-testid="stSidebar"]').inner_text().count("TensorFlow") == 1
+
+
+def metric(page, label):
+    box = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_filters_react_to_padding_in_the_browser(server, page):
+    page.goto(server + "/filters")
+    wait_ready(page)
+    assert metric(page, "Conv2D") == "26 x 26 x 2"
+    page.get_by_text("same", exact=True).first.click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+                           ".some(e => e.innerText === '28 x 28 x 2')", timeout=30_000)
+    wait_ready(page)
+    shoot(page, "filters-same-padding")
+    assert_no_errors(page, "filters")
+
+
+def test_drawing_a_digit_on_the_canvas(server, page):
+    page.goto(server + "/filters")
+    wait_ready(page)
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Draw").click()
+    wait_ready(page)
+    frame = page.frame_locator("iframe[title*='canvas']").first
+    canvas = frame.locator("canvas").last
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 50)
+    page.mouse.down()
+    for i in range(20):  # a vertical stroke: a "1"
+        page.mouse.move(box["x"] + 140 + i * 0.5, box["y"] + 50 + i * 9)
+    page.mouse.up()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=30_000)
+    wait_ready(page)
+    assert metric(page, "Input") == "28 x 28 x 1"
+    shoot(page, "filters-drawn-digit")
+    assert_no_errors(page, "filters (drawing)")

@@ -1,0 +1,210 @@
+"""Streamlit AppTest tests: every page runs, reacts to its inputs, and handles bad input."""
+import io
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from test_data import huge_png_header
+
+APP = "../app.py"
+FILTERS = "../pages/filters.py"
+TIMEOUT = 90
+
+
+@pytest.fixture(autouse=True)
+def offline_mnist(monkeypatch):
+    """MNIST's download fails, as it does here: tests never depend on one."""
+    keras = pytest.importorskip("keras")
+
+    def no_download():
+        raise Exception("URL fetch failure on https://example/mnist.npz: None -- tests never download")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
+    monkeypatch.delenv("CVCORE_MNIST_DIR", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+
+
+def run(path=FILTERS):
+    at = AppTest.from_file(path, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def png(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- app and navigation
+
+
+def test_home_page_and_sidebar_device():
+    at = run(APP)
+    assert at.title[0].value == "ConvNet Explorer"
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "CPU" in sidebar or "GPU" in sidebar
+    assert "TensorFlow" in sidebar
+
+
+def test_navigation_reaches_the_filters_page():
+    at = run(APP)
+    at.switch_page("pages/filters.py").run()
+    assert_clean(at)
+    assert at.title[0].value == "Filters & convolution"
+
+
+# ----------------------------------------------------------------------------- filters page
+
+
+def test_filters_defaults_and_offline_notice():
+    at = run()
+    warning = " ".join(w.value for w in at.warning)
+    assert "could not be downloaded" in warning and "digits" in warning
+    m = metrics(at)
+    assert m["Input"] == "28 x 28 x 1" and m["Conv2D"] == "26 x 26 x 2"
+    assert m["Parameters"] == "20"  # (3*3*1 + 1) * 2
+    assert any("26" in lx.value for lx in at.latex)
+
+
+def test_padding_and_stride_change_the_shape_shown():
+    at = run()
+    at.radio(key="flt_padding").set_value("same").run()
+    assert metrics(at)["Conv2D"] == "28 x 28 x 2"
+    at.number_input(key="flt_sy").set_value(2).run()
+    at.number_input(key="flt_sx").set_value(3).run()
+    assert_clean(at)
+    assert metrics(at)["Conv2D"] == "14 x 10 x 2"
+    formulas = " ".join(lx.value for lx in at.latex)
+    assert r"\frac{28}{2}" in formulas and r"\frac{28}{3}" in formulas
+
+
+def test_relu_and_pooling_show_each_stage():
+    at = run()
+    at.toggle(key="flt_relu").set_value(True).run()
+    at.selectbox(key="flt_pool").set_value("avg").run()
+    at.number_input(key="flt_pool_size").set_value(3).run()
+    assert_clean(at)
+    m = metrics(at)
+    assert m["ReLU"] == "26 x 26 x 2" and m["AveragePooling2D"] == "8 x 8 x 2"
+    code = at.code[0].value
+    assert "AveragePooling2D(pool_size=(3, 3)" in code and 'activation="relu"' in code
+
+
+def test_kernel_sizes_and_more_filters():
+    at = run()
+    at.selectbox(key="flt_size").set_value("3 x 4").run()
+    at.number_input(key="flt_n").set_value(5).run()
+    assert_clean(at)
+    assert metrics(at)["Conv2D"] == "26 x 25 x 5"
+    assert metrics(at)["Parameters"] == str((3 * 4 + 1) * 5)
+    at.selectbox(key="flt_size").set_value("custom").run()
+    at.number_input(key="flt_kh").set_value(7).run()
+    assert metrics(at)["Conv2D"] == "22 x 26 x 5"
+
+
+def test_a_preset_fills_the_grid():
+    at = run()
+    at.selectbox(key="flt_preset_0").set_value("sobel x").run()
+    assert_clean(at)
+    grid = at.data_editor[0].value
+    assert grid.values.tolist() == [["-1", "0", "1"], ["-2", "0", "2"], ["-1", "0", "1"]]
+    at.selectbox(key="flt_preset_0").set_value("box blur").run()
+    assert at.data_editor[0].value.values.tolist()[0] == ["1/9"] * 3
+
+
+def edit_cell(at, key, row, col, value):
+    at.session_state[key] = {"edited_rows": {row: {col: value}}, "added_rows": [], "deleted_rows": []}
+    return at.run()
+
+
+def test_a_kernel_cell_that_is_not_a_number_gets_a_clear_message():
+    at = run()
+    edit_cell(at, "flt_grid_0_all_3x3_v0", 1, "3", "abc")
+    assert_clean(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "Filter 1" in errors and "row 2, column 3 is 'abc'" in errors
+    assert not at.metric  # no output from a broken kernel ...
+    assert at.selectbox(key="flt_preset_0").value == "vertical line"  # ... and nothing else lost
+    edit_cell(at, "flt_grid_0_all_3x3_v0", 1, "3", "1/2")
+    assert_clean(at)
+    assert not at.error and metrics(at)["Conv2D"] == "26 x 26 x 2"
+
+
+def test_an_edited_cell_changes_the_step_through():
+    at = run()
+    at.segmented_control(key="flt_source").set_value("Photo").run()  # ink under every pixel
+    at.selectbox(key="flt_preset_0").set_value("identity").run()
+    before = [lx.value for lx in at.latex if "bias" in lx.value]
+    edit_cell(at, "flt_grid_0_all_3x3_v1", 1, "2", "3")  # centre weight 1 -> 3
+    after = [lx.value for lx in at.latex if "bias" in lx.value]
+    assert before and after and before != after
+
+
+def test_colour_photo_spans_channels():
+    at = run()
+    at.segmented_control(key="flt_source").set_value("Photo").run()
+    assert_clean(at)
+    m = metrics(at)
+    assert m["Input"].endswith("x 3") and m["Parameters"] == str((3 * 3 * 3 + 1) * 2)
+    assert any(t.label == "Per-channel view" for t in at.tabs)
+    at.toggle(key="flt_per_channel").set_value(True).run()
+    assert_clean(at)
+    assert len(at.data_editor) == 6  # R, G, B grids for each of 2 filters
+    at.radio(key="flt_colour").set_value("Grayscale (1 channel)").run()
+    assert metrics(at)["Input"].endswith("x 1")
+
+
+def test_fashion_mnist_or_digits_by_class():
+    at = run()
+    at.selectbox(key="flt_dataset").set_value("digits").run()
+    at.selectbox(key="flt_class").set_value(7).run()
+    assert_clean(at)
+    assert not at.warning
+    assert "digits, 7 #0" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_upload_a_valid_image():
+    at = run()
+    at.segmented_control(key="flt_source").set_value("Upload").run()
+    assert any("Upload an image" in i.value for i in at.info)
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    at.file_uploader(key="flt_upload").set_value(("cat.png", png(rgb), "image/png")).run()
+    assert_clean(at)
+    assert metrics(at)["Input"] == "40 x 30 x 3"
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("notes.png", b"this is not a picture", "not an image"),
+        ("cut.png", png(np.zeros((64, 64, 3), np.uint8) + 7)[:60], "truncated or damaged"),
+        ("bomb.png", huge_png_header(30_000, 30_000), "pixels"),
+    ],
+)
+def test_bad_uploads_get_a_message_not_a_traceback(name, content, message):
+    at = run()
+    at.segmented_control(key="flt_source").set_value("Upload").run()
+    at.file_uploader(key="flt_upload").set_value((name, content, "image/png")).run()
+    assert_clean(at)
+    assert message in " ".join(e.value for e in at.error)
+
+
+def test_drawing_source_waits_for_a_drawing():
+    at = run()
+    at.segmented_control(key="flt_source").set_value("Draw").run()
+    assert_clean(at)
+    assert any("Draw a digit" in i.value for i in at.info)
