@@ -2,6 +2,7 @@
 
 Everything here is a pure function over numpy arrays: no TensorFlow import,
 no hidden state, so the Filters page answers a kernel edit in milliseconds.
+The sliding sums run in OpenCV's ``filter2D`` (SIMD, exact cross-correlation).
 The conventions are Keras' (channels last, cross-correlation without kernel
 flip, TensorFlow's split of "same" padding: the odd pixel goes after), and
 the tests check every function against ``keras.layers`` on random cases.
@@ -318,13 +319,32 @@ def conv2d(image, kernels, bias=0.0, strides=(1, 1), padding="valid") -> np.ndar
     sy, sx = _pair(strides, "strides")
     oh, ow = conv_output_shape(x.shape, (kh, kw), (sy, sx), padding)
     padded, _ = pad_input(x, (kh, kw), (sy, sx), padding)
-    # kh*kw small matrix products instead of an im2col copy of every window:
-    # light on memory and fast for the small kernels people draw by hand.
-    out = np.zeros((oh * ow, f), dtype=np.float32)
-    for i, j, slab in _windows(padded, kh, kw, sy, sx, oh, ow):
-        out += slab.reshape(oh * ow, c) @ k[i, j]
-    out = out.reshape(oh, ow, f) + b
+    out = np.empty((oh, ow, f), dtype=np.float32)
+    for fi in range(f):
+        out[:, :, fi] = _correlate_sum(padded, k[:, :, :, fi], sy, sx, oh, ow) + b[fi]
     return out[:, :, 0] if (image_2d and kernel_2d) else out
+
+
+def _correlate(plane: np.ndarray, kernel: np.ndarray, sy: int, sx: int, oh: int, ow: int) -> np.ndarray:
+    """Valid cross-correlation of one 2-D plane with one 2-D kernel, then the stride.
+
+    OpenCV's filter2D with the anchor at the kernel's top-left corner computes
+    ``sum k[i, j] * src[y + i, x + j]``: exactly Keras' convolution (no flip),
+    with SIMD. Positions the kernel would overrun are dropped by the slice.
+    """
+    import cv2
+
+    full = cv2.filter2D(np.ascontiguousarray(plane), cv2.CV_32F, np.ascontiguousarray(kernel, dtype=np.float32),
+                        anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    return full[: sy * (oh - 1) + 1 : sy, : sx * (ow - 1) + 1 : sx]
+
+
+def _correlate_sum(padded: np.ndarray, kernel: np.ndarray, sy: int, sx: int, oh: int, ow: int) -> np.ndarray:
+    """One filter (kh x kw x C) over a padded H x W x C input: the channel responses summed."""
+    total = _correlate(padded[:, :, 0], kernel[:, :, 0], sy, sx, oh, ow).copy()
+    for ci in range(1, padded.shape[2]):
+        total += _correlate(padded[:, :, ci], kernel[:, :, ci], sy, sx, oh, ow)
+    return total
 
 
 def channel_contributions(image, kernel, strides=(1, 1), padding="valid") -> np.ndarray:
@@ -358,9 +378,9 @@ def channel_contributions(image, kernel, strides=(1, 1), padding="valid") -> np.
     sy, sx = _pair(strides, "strides")
     oh, ow = conv_output_shape(x.shape, (kh, kw), (sy, sx), padding)
     padded, _ = pad_input(x, (kh, kw), (sy, sx), padding)
-    out = np.zeros((oh, ow, c), dtype=np.float32)
-    for i, j, slab in _windows(padded, kh, kw, sy, sx, oh, ow):
-        out += slab * k4[i, j, :, 0]
+    out = np.empty((oh, ow, c), dtype=np.float32)
+    for ci in range(c):
+        out[:, :, ci] = _correlate(padded[:, :, ci], k4[:, :, ci, 0], sy, sx, oh, ow)
     return out
 
 

@@ -44,11 +44,11 @@ def fit_within(image, max_side: int) -> np.ndarray:
     Area interpolation keeps thin strokes and avoids aliasing when shrinking.
 
     Args:
-        image: H x W or H x W x C uint8.
+        image: H x W or H x W x C, uint8 or float32 (feature maps for display).
         max_side: the largest side allowed, >= 1.
 
     Returns:
-        The image itself when it already fits, else a resized uint8 copy.
+        The image itself when it already fits, else a resized copy of the same dtype.
 
     Example:
         >>> fit_within(np.zeros((1000, 500, 3), np.uint8), 200).shape

@@ -218,41 +218,45 @@ if use_relu:
     stages.append(("ReLU", activated.shape))
 if pooled is not None:
     stages.append(({"max": "MaxPooling2D", "avg": "AveragePooling2D"}[pool_mode], pooled.shape))
-for col, (name, shp) in zip(st.columns(len(stages)), stages):
+params = conv.conv2d_param_count((kh, kw), c, n_filters)
+metric_cols = st.columns(len(stages) + 1)
+for col, (name, shp) in zip(metric_cols, stages):
     col.metric(name, " x ".join(str(v) for v in shp), help="height x width x channels")
+metric_cols[-1].metric("Parameters", f"{params:,}", help="Conv2D's weights and biases: (kh x kw x C + 1) x F")
 f1, f2 = st.columns(2)
 f1.latex(shape_text["rows"])
 f2.latex(shape_text["cols"])
 
 final = pooled if pooled is not None else activated
 final_name = stages[-1][0]
-tab_names = ["Feature maps", "Feature-map cube", "Step through one pixel"]
-if colour:
-    tab_names.append("Per-channel view")
-tab_names.append("Keras code")
-out_tabs = dict(zip(tab_names, st.tabs(tab_names)))
+relu_name = "relu" if use_relu else None
 
-with out_tabs["Feature maps"]:
+
+def feature_maps_view():
     st.caption("Blue is negative, red positive, white zero: the scale is centred on 0 so that "
                "negative responses show (ReLU sets them to 0). Colours saturate at the 99.5th percentile "
                "of |value| so that a few extreme pixels do not wash out the rest; hover for exact values.")
-    per_row = min(n_filters, 4)
-    for start in range(0, n_filters, per_row):
-        for f, col in zip(range(start, start + per_row), st.columns(per_row)):
-            if f >= n_filters:
-                continue
-            col.plotly_chart(plots.heatmap(fmap[:, :, f], f"Filter {f + 1}: Conv2D", height=240),
-                             key=f"flt_map_{f}")
-            if final is not fmap:
-                col.plotly_chart(plots.heatmap(final[:, :, f], f"Filter {f + 1}: after {final_name}", height=240),
-                                 key=f"flt_final_{f}")
+    maps = [fmap[:, :, f] for f in range(n_filters)]
+    titles = [f"Filter {f + 1}: Conv2D" for f in range(n_filters)]
+    if final is not fmap:  # each filter's Conv2D map above its map after ReLU / pooling
+        per_row = min(n_filters, 4)
+        maps, titles = [], []
+        for start in range(0, n_filters, per_row):
+            block = range(start, min(start + per_row, n_filters))
+            gap = [None] * (per_row - len(block))  # empty cells keep a short last row aligned
+            maps += [fmap[:, :, f] for f in block] + gap + [final[:, :, f] for f in block] + gap
+            titles += ([f"Filter {f + 1}: Conv2D" for f in block] + gap
+                       + [f"Filter {f + 1}: {final_name}" for f in block] + gap)
+    st.plotly_chart(plots.map_grid(maps, titles, columns=min(n_filters, 4)), key="flt_maps")
 
-with out_tabs["Feature-map cube"]:
+
+def cube_view():
     st.caption(f"The {final_name} output, {' x '.join(map(str, final.shape))}: one plane per filter, "
                "stacked along the depth axis. Drag to turn it.")
     st.plotly_chart(plots.feature_cube(final), key="flt_cube")
 
-with out_tabs["Step through one pixel"]:
+
+def step_view():
     oh, ow, _ = fmap.shape
     s1, s2, s3 = st.columns(3)
     pf = int(s1.number_input("Filter", 1, n_filters, 1, key="flt_step_filter")) - 1
@@ -262,13 +266,12 @@ with out_tabs["Step through one pixel"]:
     # The padded picture is drawn from the uint8 pixels; the numbers beside it are the input's values.
     padded, pads = conv.pad_input(raw if colour else images.to_grayscale(raw), (kh, kw), (sy, sx), padding)
     rows, cols = conv.kernel_positions((h, w), (kh, kw), (sy, sx), padding)
-    fig = plots.image(padded.astype(np.uint8), height=420)
+    (pt, pb), (pl, pr) = pads
+    fig = plots.image(padded.astype(np.uint8), f"Input as the kernel sees it: {padded.shape[0]} x "
+                      f"{padded.shape[1]} (zeros: {pt} top, {pb} bottom, {pl} left, {pr} right)", height=420)
     drawn = plots.add_positions(fig, rows, cols, kh, kw)
     plots.add_padding_frame(fig, pads, padded.shape)
     plots.add_window(fig, e.top, e.left, kh, kw)
-    (pt, pb), (pl, pr) = pads
-    fig.update_layout(title=dict(text=f"Input as the kernel sees it: {padded.shape[0]} x {padded.shape[1]} "
-                                      f"(zeros: {pt} top, {pb} bottom, {pl} left, {pr} right)"))
     left, right = st.columns(2)
     left.plotly_chart(fig, key="flt_padded")
     left.caption(f"Orange dots: the {len(rows)} x {len(cols)} = {len(rows) * len(cols)} positions where the "
@@ -292,27 +295,36 @@ with out_tabs["Step through one pixel"]:
         st.caption(f"Output pixel ({row}, {col_}) of filter {pf + 1}; its window starts at row {e.top}, "
                    f"column {e.left} of the padded input.")
 
-if colour:
-    with out_tabs["Per-channel view"]:
-        cf = int(st.number_input("Filter", 1, n_filters, 1, key="flt_channel_filter")) - 1
-        parts = conv.channel_contributions(x, K[:, :, :, cf], (sy, sx), padding)
-        st.caption("A colour filter is three 2-D slices, one per channel. Each slice is slid over its own "
-                   "channel; the three responses are summed and the bias added: one feature map.")
-        top = plots.symmetric_range(parts, fmap[:, :, cf])
-        cols = st.columns(4)
-        for ch in range(3):
-            cols[ch].plotly_chart(plots.heatmap(parts[:, :, ch], f"{CHANNELS[ch]} slice on {CHANNELS[ch]}",
-                                                zmax=top, height=240, colorbar=False), key=f"flt_part_{ch}")
-        cols[3].plotly_chart(plots.heatmap(fmap[:, :, cf], f"sum + bias {bias[cf]:.3f}", zmax=top, height=240),
-                             key="flt_part_sum")
 
-with out_tabs["Keras code"]:
-    params = conv.conv2d_param_count((kh, kw), c, n_filters)
-    k1, k2 = st.columns([1, 2])
-    k1.metric("Parameters", f"{params:,}")
-    k2.latex(rf"(k_h \cdot k_w \cdot C + 1) \cdot F = ({kh} \cdot {kw} \cdot {c} + 1) \cdot {n_filters} = {params}")
-    st.code(conv.keras_conv2d_code(n_filters, (kh, kw), (sy, sx), padding,
-                                   activation="relu" if use_relu else None, pool=pool_cfg), language="python")
+def channel_view():
+    cf = int(st.number_input("Filter", 1, n_filters, 1, key="flt_channel_filter")) - 1
+    parts = conv.channel_contributions(x, K[:, :, :, cf], (sy, sx), padding)
+    st.caption("A colour filter is three 2-D slices, one per channel. Each slice is slid over its own "
+               "channel; the three responses are summed and the bias added: one feature map.")
+    top = plots.symmetric_range(parts, fmap[:, :, cf])
+    cols = st.columns(4)
+    for ch in range(3):
+        cols[ch].plotly_chart(plots.heatmap(parts[:, :, ch], f"{CHANNELS[ch]} slice on {CHANNELS[ch]}",
+                                            zmax=top, height=240, colorbar=False), key=f"flt_part_{ch}")
+    cols[3].plotly_chart(plots.heatmap(fmap[:, :, cf], f"sum + bias {bias[cf]:.3f}", zmax=top, height=240),
+                         key="flt_part_sum")
+
+
+def keras_view():
+    st.latex(rf"(k_h \cdot k_w \cdot C + 1) \cdot F = ({kh} \cdot {kw} \cdot {c} + 1) \cdot {n_filters} = {params}")
+    st.code(conv.keras_conv2d_code(n_filters, (kh, kw), (sy, sx), padding, activation=relu_name, pool=pool_cfg),
+            language="python")
     with st.expander("A runnable script with these exact weights"):
-        st.code(conv.keras_conv2d_script(K, bias, x.shape, (sy, sx), padding,
-                                         activation="relu" if use_relu else None, pool=pool_cfg), language="python")
+        st.code(conv.keras_conv2d_script(K, bias, x.shape, (sy, sx), padding, activation=relu_name, pool=pool_cfg),
+                language="python")
+
+
+views = {"Feature maps": feature_maps_view, "Feature-map cube": cube_view, "Step through one pixel": step_view}
+if colour:
+    views["Per-channel view"] = channel_view
+views["Keras code"] = keras_view
+# Lazy tabs: only the open view runs, so an edit costs one view's figures, not all of them.
+for name, tab in zip(views, st.tabs(list(views), key="flt_view", on_change="rerun")):
+    if tab.open:
+        with tab:
+            views[name]()

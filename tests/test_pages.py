@@ -43,6 +43,14 @@ def metrics(at):
     return {m.label: m.value for m in at.metric}
 
 
+def open_view(at, name):
+    """Select an output tab; tabs are lazy, so only the open one renders."""
+    at.session_state["flt_view"] = name
+    at.run()
+    assert_clean(at)
+    return at
+
+
 def png(arr):
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
@@ -100,7 +108,8 @@ def test_relu_and_pooling_show_each_stage():
     assert_clean(at)
     m = metrics(at)
     assert m["ReLU"] == "26 x 26 x 2" and m["AveragePooling2D"] == "8 x 8 x 2"
-    code = at.code[0].value
+    assert not at.code  # lazy tabs: the code view has not run yet
+    code = open_view(at, "Keras code").code[0].value
     assert "AveragePooling2D(pool_size=(3, 3)" in code and 'activation="relu"' in code
 
 
@@ -148,6 +157,7 @@ def test_an_edited_cell_changes_the_step_through():
     at = run()
     at.segmented_control(key="flt_source").set_value("Photo").run()  # ink under every pixel
     at.selectbox(key="flt_preset_0").set_value("identity").run()
+    open_view(at, "Step through one pixel")
     before = [lx.value for lx in at.latex if "bias" in lx.value]
     edit_cell(at, "flt_grid_0_all_3x3_v1", 1, "2", "3")  # centre weight 1 -> 3
     after = [lx.value for lx in at.latex if "bias" in lx.value]
@@ -161,6 +171,8 @@ def test_colour_photo_spans_channels():
     m = metrics(at)
     assert m["Input"].endswith("x 3") and m["Parameters"] == str((3 * 3 * 3 + 1) * 2)
     assert any(t.label == "Per-channel view" for t in at.tabs)
+    open_view(at, "Per-channel view")
+    assert len(at.get("plotly_chart")) == 1 + 4  # the input, then R, G, B shares and their sum
     at.toggle(key="flt_per_channel").set_value(True).run()
     assert_clean(at)
     assert len(at.data_editor) == 6  # R, G, B grids for each of 2 filters
@@ -208,3 +220,13 @@ def test_drawing_source_waits_for_a_drawing():
     at.segmented_control(key="flt_source").set_value("Draw").run()
     assert_clean(at)
     assert any("Draw a digit" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("view", ["Feature-map cube", "Step through one pixel", "Keras code"])
+def test_every_output_view_renders(view):
+    at = run()
+    at.toggle(key="flt_relu").set_value(True).run()
+    at.selectbox(key="flt_pool").set_value("max").run()
+    open_view(at, view)
+    charts = len(at.get("plotly_chart"))
+    assert charts == {"Feature-map cube": 2, "Step through one pixel": 1 + 1 + 3, "Keras code": 1}[view]

@@ -9,9 +9,19 @@ draws a dozen of them on every edit, and validation cost ~10 ms each.
 """
 from __future__ import annotations
 
+import base64
+
+import cv2
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
+
+from cvcore.images import fit_within
+
+# What a map is sent to the browser at, at most: a chart is ~250 px tall, so
+# more pixels cost serialisation time and bandwidth for nothing.
+MAP_SIDE = 256
+CUBE_SIDE = 96
 
 
 def _scale(colors: list[str]) -> list[list]:
@@ -75,6 +85,9 @@ def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None 
         colorbar: show the colour bar.
     """
     arr = np.asarray(arr, dtype=np.float32)
+    if not text and max(arr.shape) > MAP_SIDE:
+        arr = fit_within(arr, MAP_SIDE)
+        title = f"{title} (shown at {arr.shape[0]} x {arr.shape[1]})"
     trace = dict(type="heatmap", z=arr, showscale=colorbar,
                  hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>")
     if diverging:
@@ -89,20 +102,17 @@ def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None 
     return _figure([trace], _image_layout(title, height, square=not text))
 
 
-def rgb_image(img, title: str = "", height: int = 260) -> go.Figure:
-    """A uint8 H x W x 3 image, with pixel values on hover."""
-    return _figure([dict(type="image", z=np.asarray(img))], _image_layout(title, height))
-
-
 def image(img, title: str = "", height: int = 260) -> go.Figure:
-    """A gray (H x W) or colour (H x W x 3) uint8 image."""
-    img = np.asarray(img)
-    if img.ndim == 3 and img.shape[2] == 3:
-        return rgb_image(img, title, height)
-    fig = heatmap(img, title, diverging=False, height=height, colorbar=False)
-    if img.dtype == np.uint8:
-        fig.data[0].update(zmin=0, zmax=255)
-    return fig
+    """A uint8 gray (H x W) or RGB (H x W x 3) image, sent as a PNG.
+
+    A PNG is a fraction of the size of a pixel array in JSON; pixel
+    coordinates stay those of the image, so shapes can be drawn over it.
+    """
+    img = np.asarray(img, dtype=np.uint8)
+    bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, png = cv2.imencode(".png", bgr)
+    source = "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
+    return _figure([dict(type="image", source=source, hoverinfo="x+y")], _image_layout(title, height))
 
 
 def _add_shape(fig: go.Figure, shape: dict) -> None:
@@ -139,8 +149,10 @@ def add_positions(fig: go.Figure, rows, cols, kh: int, kw: int, max_points: int 
 def feature_cube(fmaps, title: str = "Feature-map cube", height: int = 460) -> go.Figure:
     """Stack F feature maps (H x W x F) as planes in 3-D: the cube the chapters draw."""
     fmaps = np.asarray(fmaps, dtype=np.float32)
-    h, w, f = fmaps.shape
     top = symmetric_range(fmaps)
+    if max(fmaps.shape[:2]) > CUBE_SIDE:  # a 3-D overview: coarser planes turn smoothly
+        fmaps = np.stack([fit_within(fmaps[:, :, i], CUBE_SIDE) for i in range(fmaps.shape[2])], axis=2)
+    h, w, f = fmaps.shape
     yy, xx = np.mgrid[0:h, 0:w]
     data = [
         dict(type="surface", x=xx, y=yy, z=np.full((h, w), float(i)), surfacecolor=fmaps[:, :, i],
@@ -161,4 +173,51 @@ def feature_cube(fmaps, title: str = "Feature-map cube", height: int = 460) -> g
             camera=dict(eye=dict(x=1.45, y=-1.65, z=1.2)),
         ),
     )
+    return _figure(data, layout)
+
+
+def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=None) -> go.Figure:
+    """Small multiples: many feature maps in one figure, each with its own centred scale.
+
+    One figure instead of one per map: a page with 16 maps pays plotly's
+    fixed cost once, and the browser draws one chart.
+
+    Args:
+        maps: 2-D arrays (shrunk to :data:`MAP_SIDE` for display when larger);
+            None leaves its cell empty.
+        titles: one per map.
+        columns: maps per row.
+        row_height: pixels per row.
+        zmaxes: optional half-range per map (None: :func:`symmetric_range` of each).
+    """
+    n = len(maps)
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    gap_x, gap_y = 0.06, 0.12 / rows
+    cell_w = (1 - gap_x * (columns - 1)) / columns
+    cell_h = (1 - gap_y * (rows - 1)) / rows
+    data, layout = [], dict(height=row_height * rows, margin=dict(l=4, r=4, t=28, b=4),
+                            plot_bgcolor="rgba(0,0,0,0)", annotations=[])
+    for i, (arr, title) in enumerate(zip(maps, titles)):
+        if arr is None:
+            continue
+        arr = np.asarray(arr, dtype=np.float32)
+        if max(arr.shape) > MAP_SIDE:
+            arr = fit_within(arr, MAP_SIDE)
+        r, c = divmod(i, columns)
+        x0 = c * (cell_w + gap_x)
+        y1 = 1 - r * (cell_h + gap_y)
+        top = zmaxes[i] if zmaxes is not None else symmetric_range(arr)
+        suffix = "" if i == 0 else str(i + 1)
+        data.append(dict(
+            type="heatmap", z=arr, xaxis=f"x{suffix}", yaxis=f"y{suffix}", colorscale=DIVERGING,
+            zmid=0.0, zmin=-top, zmax=top, hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<br>%{{z:.3f}}<extra></extra>",
+            colorbar=dict(thickness=8, len=cell_h * 0.85, x=x0 + cell_w * 0.92, y=y1 - cell_h / 2,
+                          yanchor="middle", tickfont=dict(size=9)),
+        ))
+        layout[f"xaxis{suffix}"] = dict(domain=[x0, x0 + cell_w * 0.85], visible=False, constrain="domain")
+        layout[f"yaxis{suffix}"] = dict(domain=[y1 - cell_h, y1], visible=False, autorange="reversed",
+                                        scaleanchor=f"x{suffix}", constrain="domain")
+        layout["annotations"].append(dict(text=f"<b>{title}</b>", x=x0, y=y1, xref="paper", yref="paper",
+                                          xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=12)))
     return _figure(data, layout)
