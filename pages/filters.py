@@ -219,10 +219,11 @@ if use_relu:
 if pooled is not None:
     stages.append(({"max": "MaxPooling2D", "avg": "AveragePooling2D"}[pool_mode], pooled.shape))
 params = conv.conv2d_param_count((kh, kw), c, n_filters)
-metric_cols = st.columns(len(stages) + 1)
-for col, (name, shp) in zip(metric_cols, stages):
-    col.metric(name, " x ".join(str(v) for v in shp), help="height x width x channels")
-metric_cols[-1].metric("Parameters", f"{params:,}", help="Conv2D's weights and biases: (kh x kw x C + 1) x F")
+with st.container(horizontal=True, gap="medium"):  # as wide as the numbers, wrapping when needed
+    for name, shp in stages:
+        st.metric(name, " x ".join(str(v) for v in shp), help="height x width x channels", width="content")
+    st.metric("Parameters", f"{params:,}", help="Conv2D's weights and biases: (kh x kw x C + 1) x F",
+              width="content")
 f1, f2 = st.columns(2)
 f1.latex(shape_text["rows"])
 f2.latex(shape_text["cols"])

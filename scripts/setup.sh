@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up ConvNet Explorer's Python environment in .venv (idempotent, quick when done).
+#   scripts/setup.sh          runtime packages (requirements.txt)
+#   scripts/setup.sh --dev    plus test tools (requirements-dev.txt) and, where apt-get
+#                             works, Debian's chromium and dataset-fashion-mnist
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    # Debian and Ubuntu ship venv separately.
+    rm -rf .venv
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      "$PYTHON" -m venv .venv
+    else
+      echo "Python's venv module is missing: install python3-venv (e.g. sudo apt-get install python3-venv)." >&2
+      exit 1
+    fi
+  fi
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+if [ "${1:-}" = "--dev" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  # System packages the tests use: a browser for the real-browser test (Playwright drives
+  # Debian's chromium; no browser is downloaded) and Fashion-MNIST's original files.
+  need=()
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+  if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; }; then
+      echo "Installing ${need[*]} with apt-get ..."
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "Note: could not install ${need[*]} (no apt-get or no root); the tests that need them skip." >&2
+    fi
+  fi
+else
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+fi
