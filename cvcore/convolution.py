@@ -286,6 +286,20 @@ def _windows(padded: np.ndarray, kh: int, kw: int, sy: int, sx: int, oh: int, ow
             yield i, j, padded[i : i + sy * (oh - 1) + 1 : sy, j : j + sx * (ow - 1) + 1 : sx]
 
 
+def _conv_args(image, kernels, bias, strides, padding):
+    """Validate a convolution's arguments once, for every function that takes them.
+
+    Returns ``(x, image_2d, k, kernel_2d, b, (sy, sx), (oh, ow))`` with x float32
+    H x W x C, k float32 kh x kw x C x F and b float32 F.
+    """
+    x, image_2d = _as_image(image)
+    k, kernel_2d = _as_kernels(kernels, x.shape[2])
+    b = _as_bias(bias, k.shape[3])
+    strides = _pair(strides, "strides")
+    out_hw = conv_output_shape(x.shape, k.shape[:2], strides, padding)
+    return x, image_2d, k, kernel_2d, b, strides, out_hw
+
+
 def conv2d(image, kernels, bias=0.0, strides=(1, 1), padding="valid") -> np.ndarray:
     """Slide one or more filters over an image, as ``keras.layers.Conv2D`` does.
 
@@ -312,12 +326,8 @@ def conv2d(image, kernels, bias=0.0, strides=(1, 1), padding="valid") -> np.ndar
         array([[10., 18.],
                [42., 50.]], dtype=float32)
     """
-    x, image_2d = _as_image(image)
-    k, kernel_2d = _as_kernels(kernels, x.shape[2])
-    kh, kw, c, f = k.shape
-    b = _as_bias(bias, f)
-    sy, sx = _pair(strides, "strides")
-    oh, ow = conv_output_shape(x.shape, (kh, kw), (sy, sx), padding)
+    x, image_2d, k, kernel_2d, b, (sy, sx), (oh, ow) = _conv_args(image, kernels, bias, strides, padding)
+    kh, kw, _, f = k.shape
     padded, _ = pad_input(x, (kh, kw), (sy, sx), padding)
     out = np.empty((oh, ow, f), dtype=np.float32)
     for fi in range(f):
@@ -428,12 +438,8 @@ def explain_pixel(image, kernels, bias=0.0, strides=(1, 1), padding="valid", *, 
         >>> e.total, e.value
         (18.0, 19.0)
     """
-    x, _ = _as_image(image)
-    k, _ = _as_kernels(kernels, x.shape[2])
+    x, _, k, _, b, (sy, sx), (oh, ow) = _conv_args(image, kernels, bias, strides, padding)
     kh, kw, _, f = k.shape
-    b = _as_bias(bias, f)
-    sy, sx = _pair(strides, "strides")
-    oh, ow = conv_output_shape(x.shape, (kh, kw), (sy, sx), padding)
     if not (0 <= row < oh and 0 <= col < ow):
         raise ShapeError(f"Output pixel ({row}, {col}) is outside the {oh}x{ow} output.")
     if not 0 <= filter_index < f:
