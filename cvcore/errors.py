@@ -16,6 +16,7 @@ __all__ = [
     "DatasetUnavailableError",
     "SpecError",
     "WeightsUnavailableError",
+    "InvalidModelError",
 ]
 
 
@@ -49,3 +50,7 @@ class SpecError(CvcoreError):
 
 class WeightsUnavailableError(CvcoreError):
     """Pretrained weights cannot be had; the message says how to provide them."""
+
+
+class InvalidModelError(CvcoreError):
+    """A model file cannot be loaded safely (not a .keras file, too large, or it holds code)."""

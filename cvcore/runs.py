@@ -1,0 +1,134 @@
+"""A training run from start to finish, as a background job runs it.
+
+:class:`RunConfig` holds everything a run needs (JSON-able, so it can be
+shown, compared and exported as a script); :func:`run_training` builds the
+model, trains it with live progress (the history so far included, for live
+curves), and evaluates it on the test set. Pages submit it to
+:mod:`cvcore.jobs` and poll the job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+from .errors import CvcoreError
+
+__all__ = ["RunConfig", "RunResult", "run_training", "HISTORY_KEYS"]
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run depends on.
+
+    Attributes:
+        spec: the model, as :func:`cvcore.models.build_model` takes it.
+        dataset: ``"mnist"``, ``"fashion_mnist"`` or ``"digits"``.
+        n_train: the first ``n_train`` training images are used.
+        n_val: the first ``n_val`` test images are the validation data
+            (as the chapters pass ``validation_data=(x_test, y_test)``); the
+            whole test set gives the final score.
+        optimizer: a name or a dict, as :func:`cvcore.training.make_optimizer` takes it.
+        epochs, batch_size: as for ``model.fit``.
+        fast: the trainer's fast setting.
+        seed: Keras' random seed, for reproducible runs.
+    """
+
+    spec: dict
+    dataset: str
+    n_train: int
+    n_val: int
+    optimizer: object = "adam"
+    epochs: int = 3
+    batch_size: int = 32
+    fast: bool = False
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run leaves.
+
+    Attributes:
+        model: the trained Keras model (weights as they were when it ended).
+        history: lists per epoch under :data:`HISTORY_KEYS`.
+        stopped: whether the user stopped it.
+        seconds: wall time.
+        evaluation: :class:`cvcore.evaluation.Evaluation` on the whole test set.
+    """
+
+    model: object
+    history: dict
+    stopped: bool
+    seconds: float
+    evaluation: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def _slices(config: RunConfig, data):
+    (x, y), (xt, yt), _ = data
+    if not 1 <= config.n_train <= len(x):
+        raise CvcoreError(f"`n_train` must be 1..{len(x)} for this data set; received {config.n_train}.")
+    if not 0 <= config.n_val <= len(xt):
+        raise CvcoreError(f"`n_val` must be 0..{len(xt)} for this data set; received {config.n_val}.")
+    val = (xt[: config.n_val], yt[: config.n_val]) if config.n_val else (None, None)
+    return (x[: config.n_train], y[: config.n_train]), val, (xt, yt)
+
+
+def run_training(config: RunConfig, data, ctx=None) -> RunResult:
+    """Build, train and evaluate one run; the body of a Train-page job.
+
+    Args:
+        config: the :class:`RunConfig`.
+        data: ``((x_train, y_train), (x_test, y_test), class_names)`` as
+            :func:`cvcore.data.load_dataset` returns it.
+        ctx: a :class:`cvcore.jobs.JobContext` (or anything with ``report(dict)``
+            and ``should_stop()``), or None to run without reporting.
+
+    Returns:
+        A :class:`RunResult`. Progress reports are the trainer's, plus
+        ``"history"``: the finished epochs' metrics so far.
+
+    Example:
+        >>> cfg = RunConfig(spec=PRESETS["Basic CNN (6 and 12 filters)"], dataset="digits",
+        ...                 n_train=1000, n_val=300, epochs=2)  # doctest: +SKIP
+        >>> result = run_training(cfg, load_dataset("digits"))  # doctest: +SKIP
+    """
+    import keras
+
+    from . import device
+    from .evaluation import evaluate
+    from .models import build_model
+    from .training import train
+
+    device.configure()
+    train_xy, val_xy, test_xy = _slices(config, data)
+    keras.utils.set_random_seed(int(config.seed))
+    model = build_model(config.spec)
+    history = {key: [] for key in HISTORY_KEYS}
+
+    def on_progress(p: dict) -> None:
+        if p.get("phase") == "epoch_end":
+            for key in HISTORY_KEYS:
+                if key in p:
+                    history[key].append(float(p[key]))
+        if ctx is not None:
+            ctx.report({**p, "history": {k: list(v) for k, v in history.items()}})
+
+    started = time.perf_counter()
+    result = train(
+        model, (train_xy, val_xy), epochs=int(config.epochs), batch_size=int(config.batch_size),
+        optimizer=config.optimizer, on_progress=on_progress,
+        should_stop=(ctx.should_stop if ctx is not None else None), fast=bool(config.fast), seed=int(config.seed),
+    )
+    final = {key: list(result.get(key) or []) for key in HISTORY_KEYS}
+    if ctx is not None:
+        ctx.report({"phase": "evaluate", "history": final})
+    evaluation = evaluate(model, *test_xy)
+    return RunResult(model=model, history=final, stopped=bool(result.get("stopped")),
+                     seconds=time.perf_counter() - started, evaluation=evaluation)
