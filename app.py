@@ -11,6 +11,7 @@ st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:"
 
 PAGES = {
     "filters": st.Page("pages/filters.py", title="Filters & convolution", icon=":material/filter_alt:", url_path="filters"),
+    "train": st.Page("pages/train.py", title="Train a ConvNet", icon=":material/model_training:", url_path="train"),
 }
 
 
@@ -25,6 +26,10 @@ def home() -> None:
     st.page_link(PAGES["filters"], label="**Filters & convolution**: hand-made kernels on MNIST digits "
                  "and colour photographs; padding, stride, ReLU and pooling, step by step; the Keras "
                  "`Conv2D` line that does the same.", icon=":material/filter_alt:")
+    st.page_link(PAGES["train"], label="**Train a ConvNet**: build a layer stack or start from the chapters' "
+                 "models; SGD, momentum, Adam, L1/L2, dropout and batch normalization; live curves, runs compared "
+                 "side by side, confusion matrix, mistakes, activations, and a digit you draw.",
+                 icon=":material/model_training:")
     st.subheader("The arc of the chapters")
     st.markdown(
         "1. **Filters**: a convolution is a small window of weights slid over an image; "
@@ -35,7 +40,7 @@ def home() -> None:
         "4. **Transfer learning**: a network pretrained on ImageNet, frozen, with a new head.\n"
         "5. **What ConvNets learn**: activations, filter visualizations, saliency and Grad-CAM."
     )
-    st.caption("Pages for steps 2–5 arrive as they are built; this home page links to what is ready.")
+    st.caption("Pages for steps 3–5 arrive as they are built; this home page links to what is ready.")
 
 
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])

@@ -21,6 +21,8 @@ START_PRESETS = ["vertical line", "horizontal line", "sobel x", "sobel y",
                  "laplacian", "gaussian blur", "sharpen", "emboss"]
 CHANNELS = ("R", "G", "B")
 
+# Also here: a page opened by its URL before the home page does not get app.py's layout.
+st.set_page_config(layout="wide")
 st.title("Filters & convolution")
 st.caption(
     "A convolution slides a small grid of weights (a kernel, or filter) over an image. At each "

@@ -176,7 +176,8 @@ def feature_cube(fmaps, title: str = "Feature-map cube", height: int = 460) -> g
     return _figure(data, layout)
 
 
-def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=None) -> go.Figure:
+def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=None, diverging: bool = True,
+             colorbars: bool = True) -> go.Figure:
     """Small multiples: many feature maps in one figure, each with its own centred scale.
 
     One figure instead of one per map: a page with 16 maps pays plotly's
@@ -189,6 +190,8 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
         columns: maps per row.
         row_height: pixels per row.
         zmaxes: optional half-range per map (None: :func:`symmetric_range` of each).
+        diverging: centred blue-white-red maps, or gray 0..255 images (digits, say).
+        colorbars: a colour bar beside each map.
     """
     n = len(maps)
     columns = max(1, min(columns, n))
@@ -207,17 +210,74 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
         r, c = divmod(i, columns)
         x0 = c * (cell_w + gap_x)
         y1 = 1 - r * (cell_h + gap_y)
-        top = zmaxes[i] if zmaxes is not None else symmetric_range(arr)
         suffix = "" if i == 0 else str(i + 1)
-        data.append(dict(
-            type="heatmap", z=arr, xaxis=f"x{suffix}", yaxis=f"y{suffix}", colorscale=DIVERGING,
-            zmid=0.0, zmin=-top, zmax=top, hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<br>%{{z:.3f}}<extra></extra>",
-            colorbar=dict(thickness=8, len=cell_h * 0.85, x=x0 + cell_w * 0.92, y=y1 - cell_h / 2,
-                          yanchor="middle", tickfont=dict(size=9)),
-        ))
-        layout[f"xaxis{suffix}"] = dict(domain=[x0, x0 + cell_w * 0.85], visible=False, constrain="domain")
+        trace = dict(type="heatmap", z=arr, xaxis=f"x{suffix}", yaxis=f"y{suffix}", showscale=colorbars,
+                     hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<br>%{{z:.3f}}<extra></extra>",
+                     colorbar=dict(thickness=8, len=cell_h * 0.85, x=x0 + cell_w * 0.92, y=y1 - cell_h / 2,
+                                   yanchor="middle", tickfont=dict(size=9)))
+        if diverging:
+            top = zmaxes[i] if zmaxes is not None else symmetric_range(arr)
+            trace.update(colorscale=DIVERGING, zmid=0.0, zmin=-top, zmax=top)
+        else:
+            trace.update(colorscale=GRAY, zmin=0, zmax=255)
+        data.append(trace)
+        width = 0.85 if colorbars else 1.0
+        layout[f"xaxis{suffix}"] = dict(domain=[x0, x0 + cell_w * width], visible=False, constrain="domain")
         layout[f"yaxis{suffix}"] = dict(domain=[y1 - cell_h, y1], visible=False, autorange="reversed",
                                         scaleanchor=f"x{suffix}", constrain="domain")
         layout["annotations"].append(dict(text=f"<b>{title}</b>", x=x0, y=y1, xref="paper", yref="paper",
                                           xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=12)))
     return _figure(data, layout)
+
+
+# ---------------------------------------------------------------------------- training
+
+RUN_COLOURS = ["#d6604d", "#4393c3", "#1b7837", "#762a83", "#e08214", "#35978f", "#8c510a", "#c51b7d"]
+
+
+def learning_curves(runs: dict, metric: str, *, height: int = 320) -> go.Figure:
+    """Training (solid) and validation (dashed) curves of one metric for one or more runs.
+
+    Args:
+        runs: run label -> history (lists per epoch under metric and "val_" + metric).
+        metric: ``"loss"`` or ``"accuracy"``.
+    """
+    data = []
+    for i, (label, history) in enumerate(runs.items()):
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        for key, dash, name in ((metric, "solid", "training"), (f"val_{metric}", "dash", "validation")):
+            values = list(history.get(key) or [])
+            if values:
+                data.append(dict(type="scatter", mode="lines+markers", x=list(range(1, len(values) + 1)), y=values,
+                                 name=f"{label} · {name}", line=dict(color=colour, dash=dash, width=2),
+                                 marker=dict(size=6), hovertemplate=f"{label} · {name}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>"))
+    layout = dict(height=height, margin=dict(l=50, r=10, t=36, b=40), title=dict(text=metric, x=0.02, font=dict(size=14)),
+                  xaxis=dict(title=dict(text="epoch"), dtick=1, rangemode="tozero"),
+                  yaxis=dict(title=dict(text=metric)), legend=dict(orientation="h", y=-0.25, font=dict(size=11)),
+                  hovermode="closest")
+    return _figure(data, layout)
+
+
+def confusion(matrix, class_names, *, height: int = 460) -> go.Figure:
+    """A confusion matrix: rows the true classes, columns the predicted ones, counts in the cells."""
+    matrix = np.asarray(matrix)
+    names = [str(n) for n in class_names]
+    trace = dict(type="heatmap", z=matrix, x=names, y=names, colorscale="Blues", texttemplate="%{z}",
+                 hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>", showscale=False)
+    layout = dict(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                  xaxis=dict(title=dict(text="predicted"), side="top", type="category"),
+                  yaxis=dict(title=dict(text="true"), autorange="reversed", type="category"))
+    return _figure([trace], layout)
+
+
+def probability_bars(proba, class_names, *, height: int = 260, title: str = "") -> go.Figure:
+    """One image's class probabilities as horizontal bars, the winner highlighted."""
+    proba = np.asarray(proba, dtype=np.float32)
+    best = int(proba.argmax())
+    colours = ["#d6604d" if i == best else "#92c5de" for i in range(len(proba))]
+    trace = dict(type="bar", orientation="h", x=proba, y=[str(n) for n in class_names], marker=dict(color=colours),
+                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")
+    layout = dict(height=height, margin=dict(l=10, r=10, t=30 if title else 10, b=30),
+                  title=dict(text=title, x=0.02, font=dict(size=13)),
+                  xaxis=dict(range=[0, 1], title=dict(text="probability")), yaxis=dict(autorange="reversed", type="category"))
+    return _figure([trace], layout)
