@@ -155,3 +155,27 @@ def test_drawing_a_digit_on_the_canvas(server, page):
     assert metric(page, "Input") == "28 x 28 x 1"
     shoot(page, "filters-drawn-digit")
     assert_no_errors(page, "filters (drawing)")
+
+
+def choose(page, label, option):
+    """Pick an option of the Streamlit selectbox whose label is `label`."""
+    page.locator('[data-testid="stSelectbox"]', has_text=label).locator('[data-baseweb="select"]').click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_ready(page)
+
+
+def test_training_a_model_in_the_browser(server, page):
+    page.goto(server + "/train")
+    wait_ready(page)
+    assert metric(page, "Parameters") == "3,730"
+    choose(page, "Data set", "scikit-learn digits")
+    epochs = page.locator('[data-testid="stNumberInput"]', has_text="Epochs").locator("input")
+    epochs.fill("2")
+    epochs.press("Enter")
+    wait_ready(page)
+    page.locator('[data-testid="stBaseButton-primary"]', has_text="Train").click()
+    page.get_by_text("Runs, side by side").wait_for(timeout=180_000)
+    wait_ready(page, settle=2.0)
+    shoot(page, "train-after-a-run")
+    assert_no_errors(page, "train")
+    assert float(metric(page, "Test accuracy")) > 0.2
