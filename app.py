@@ -44,9 +44,5 @@ def home() -> None:
 
 
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
-try:
-    nav.run()
-finally:
-    # After the page, so its content shows before TensorFlow's first import (seconds), and in
-    # `finally` so the badge also shows when a page stops early with st.stop().
-    sidebar_device()
+sidebar_device()  # never blocks: the first visit starts TensorFlow's import in the background
+nav.run()

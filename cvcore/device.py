@@ -15,10 +15,11 @@ import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["DeviceInfo", "configure", "describe"]
+__all__ = ["DeviceInfo", "configure", "configure_async", "peek", "describe"]
 
 _lock = threading.Lock()
 _info: "DeviceInfo | None" = None
+_warming: "threading.Thread | None" = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,34 @@ def configure() -> DeviceInfo:
             note=note,
         )
         return _info
+
+
+def peek() -> "DeviceInfo | None":
+    """The :class:`DeviceInfo` if :func:`configure` has finished, else None; never blocks.
+
+    Example:
+        >>> peek() is None or peek().kind in ("GPU", "CPU")
+        True
+    """
+    return _info
+
+
+def configure_async() -> threading.Thread:
+    """Start :func:`configure` in a background thread (once) and return that thread.
+
+    TensorFlow's first import takes seconds: a page can start it at once,
+    draw without waiting, and show the device when :func:`peek` has it.
+
+    Example:
+        >>> configure_async().join(); peek() is not None
+        True
+    """
+    global _warming
+    with _lock:
+        if _warming is None:
+            _warming = threading.Thread(target=configure, name="cvcore-device", daemon=True)
+            _warming.start()
+        return _warming
 
 
 def describe() -> str:

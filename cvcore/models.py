@@ -568,7 +568,8 @@ def _layer_names(checked) -> list:
 def build_model(spec, *, max_params=DEFAULT_MAX_PARAMS):
     """Build a ``keras.Sequential`` from a spec, after validating it.
 
-    Call :func:`cvcore.device.configure` first on a machine with a GPU.
+    It calls :func:`cvcore.device.configure` first, so that on a GPU memory
+    growth is on before TensorFlow initialises the device.
 
     Args:
         spec: a model spec (see the module docstring).
@@ -589,6 +590,9 @@ def build_model(spec, *, max_params=DEFAULT_MAX_PARAMS):
         3730
     """
     input_shape, checked, shapes, _ = _check_spec(spec, max_params)
+    from . import device
+
+    device.configure()  # GPU memory growth must be set before TensorFlow touches a GPU
     import keras
 
     model = keras.Sequential(name=spec.get("name")) if spec.get("name") else keras.Sequential()

@@ -44,6 +44,18 @@ def summary_of(spec_json: str):
     return models.summarize(model), int(model.count_params())
 
 
+def describe_optimizer(opt) -> str:
+    """'SGD (lr 0.01, momentum 0.9, Nesterov)' for the runs table."""
+    opt = {"name": opt} if isinstance(opt, str) else dict(opt)
+    name = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop"}.get(opt.pop("name"), "?")
+    parts = [f"lr {opt.pop('learning_rate'):g}"] if "learning_rate" in opt else []
+    if opt.get("momentum"):
+        parts.append(f"momentum {opt['momentum']:g}")
+    if opt.get("nesterov"):
+        parts.append("Nesterov")
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
 def record_finished(job) -> None:
     """Turn a finished job into a run in this session's history (once)."""
     runs = st.session_state[RUNS_KEY]
@@ -228,7 +240,8 @@ for r in runs:
     h, cfg = r["history"], r["config"]
     diagnosis = evaluation.diagnose_fit(h)
     table.append({
-        "run": r["label"], "model": r["title"], "images": cfg.n_train, "optimizer": json.dumps(cfg.optimizer),
+        "run": r["label"], "model": r["title"], "images": cfg.n_train if cfg else None,
+        "optimizer": describe_optimizer(cfg.optimizer) if cfg else "",
         "epochs": len(h.get("loss", [])), "train acc": (h.get("accuracy") or [None])[-1],
         "val acc": (h.get("val_accuracy") or [None])[-1],
         "test acc": r["evaluation"].accuracy if r["evaluation"] is not None else None,

@@ -60,12 +60,22 @@ def png(arr):
 # ----------------------------------------------------------------------------- app and navigation
 
 
-def test_home_page_and_sidebar_device():
+def test_home_page_and_sidebar_device(monkeypatch):
+    from cvcore import device
+
+    # First visit: TensorFlow still loading in the background; the page does not wait for it.
+    monkeypatch.setattr(device, "_info", None)
+    started = []
+    monkeypatch.setattr(device, "configure_async", lambda: started.append(1))
     at = run(APP)
     assert at.title[0].value == "ConvNet Explorer"
+    assert "Detecting the device" in " ".join(c.value for c in at.sidebar.caption) and started
+    # Once it has loaded, the badge names the device.
+    monkeypatch.undo()
+    info = device.configure()
+    at.run()
     sidebar = " ".join(c.value for c in at.sidebar.caption)
-    assert "CPU" in sidebar or "GPU" in sidebar
-    assert "TensorFlow" in sidebar
+    assert info.label.split(" (")[0] in sidebar and f"TensorFlow {info.tensorflow}" in sidebar
 
 
 def test_navigation_reaches_the_filters_page():

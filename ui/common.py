@@ -7,14 +7,13 @@ from cvcore import data, device
 from cvcore.errors import CvcoreError
 
 
-@st.cache_resource(show_spinner=False)
-def device_info() -> device.DeviceInfo:
-    return device.configure()
-
-
 def sidebar_device() -> None:
-    """Where computation runs, in the sidebar."""
-    info = device_info()
+    """Where computation runs, in the sidebar; never waits for TensorFlow's first import."""
+    info = device.peek()
+    if info is None:
+        device.configure_async()
+        st.sidebar.caption(":material/hourglass_top: Detecting the device (TensorFlow is loading)…")
+        return
     icon = ":material/memory:" if info.kind == "GPU" else ":material/computer:"
     st.sidebar.caption(f"{icon} {info.label}  \nTensorFlow {info.tensorflow} · Keras {info.keras}")
     if info.note:
