@@ -118,6 +118,9 @@ def _idx_folder_complete(folder) -> bool:
 
 def _load_keras(name: str) -> tuple:
     """Through keras.datasets: Keras' cache, or a download."""
+    from . import device
+
+    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
     import keras
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]

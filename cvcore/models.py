@@ -592,7 +592,7 @@ def build_model(spec, *, max_params=DEFAULT_MAX_PARAMS):
     input_shape, checked, shapes, _ = _check_spec(spec, max_params)
     from . import device
 
-    device.configure()  # GPU memory growth must be set before TensorFlow touches a GPU
+    device.configure()  # memory growth before TensorFlow touches a GPU; and one thread imports TensorFlow
     import keras
 
     model = keras.Sequential(name=spec.get("name")) if spec.get("name") else keras.Sequential()

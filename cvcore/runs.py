@@ -99,14 +99,15 @@ def run_training(config: RunConfig, data, ctx=None) -> RunResult:
         ...                 n_train=1000, n_val=300, epochs=2)  # doctest: +SKIP
         >>> result = run_training(cfg, load_dataset("digits"))  # doctest: +SKIP
     """
+    from . import device
+
+    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
     import keras
 
-    from . import device
     from .evaluation import evaluate
     from .models import build_model
     from .training import train
 
-    device.configure()
     train_xy, val_xy, test_xy = _slices(config, data)
     keras.utils.set_random_seed(int(config.seed))
     model = build_model(config.spec)

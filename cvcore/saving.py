@@ -54,6 +54,9 @@ def load_model_bytes(data: bytes, *, max_bytes: int = MAX_MODEL_BYTES):
     Example:
         >>> model = load_model_bytes(model_to_bytes(model))  # doctest: +SKIP
     """
+    from . import device
+
+    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
     import keras
 
     if not data:

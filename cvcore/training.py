@@ -154,6 +154,9 @@ def make_optimizer(optimizer="adam"):
         >>> make_optimizer({"name": "sgd", "learning_rate": 0.01}).__class__.__name__  # doctest: +SKIP
         'SGD'
     """
+    from . import device
+
+    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
     import keras
 
     if isinstance(optimizer, keras.optimizers.Optimizer):
@@ -527,6 +530,9 @@ def train(
         raise CvcoreError(f"`progress_interval` must be a number of seconds from 0 to 3600; received {progress_interval!r}.")
     if not hasattr(model, "fit") or not hasattr(model, "input_shape"):
         raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")
+    from . import device
+
+    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
     import keras
 
     opt_config = None

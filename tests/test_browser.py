@@ -177,7 +177,12 @@ def test_training_a_model_in_the_browser(server, page):
     epochs.press("Enter")
     wait_ready(page)
     page.get_by_role("button", name="Train", exact=True).first.click()
-    page.get_by_text("Runs, side by side").wait_for(timeout=180_000)
+    try:
+        page.get_by_text("Runs, side by side").wait_for(timeout=180_000)
+    except playwright.TimeoutError:
+        shoot(page, "train-no-run")
+        alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
+        pytest.fail(f"no run appeared within 180 s; alerts on the page: {alerts}")
     wait_ready(page, settle=2.0)
     shoot(page, "train-after-a-run")
     assert_no_errors(page, "train")
