@@ -251,6 +251,10 @@ def feature_maps_view():
             titles += ([f"Filter {f + 1}: Conv2D" for f in block] + gap
                        + [f"Filter {f + 1}: {final_name}" for f in block] + gap)
     st.plotly_chart(plots.map_grid(maps, titles, columns=min(n_filters, 4)), key="flt_maps")
+    side = plots.MAP_SIDE if len(maps) <= 4 else plots.GRID_SIDE
+    if max(fmap.shape[:2]) > side:
+        st.caption(f"Maps larger than {side} px are shown shrunk (area-averaged) so that edits stay quick; "
+                   "hover values are those of the shown pixels. The step-through shows exact values.")
 
 
 def cube_view():

@@ -21,6 +21,7 @@ from cvcore.images import fit_within
 # What a map is sent to the browser at, at most: a chart is ~250 px tall, so
 # more pixels cost serialisation time and bandwidth for nothing.
 MAP_SIDE = 256
+GRID_SIDE = 176  # maps in a grid of more than 4: a cell is ~230 px wide on screen
 CUBE_SIDE = 96
 
 
@@ -30,6 +31,7 @@ def _scale(colors: list[str]) -> list[list]:
 
 DIVERGING = _scale(plotly.colors.diverging.RdBu_r)  # blue < 0 < red, white at 0
 GRAY = [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
+COUNTS = _scale(plotly.colors.sequential.Blues)  # white for 0, dark blue for many
 
 _MARGIN = dict(l=4, r=4, t=32, b=4)
 
@@ -184,8 +186,8 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
     fixed cost once, and the browser draws one chart.
 
     Args:
-        maps: 2-D arrays (shrunk to :data:`MAP_SIDE` for display when larger);
-            None leaves its cell empty.
+        maps: 2-D arrays, shrunk for display when larger than :data:`MAP_SIDE`
+            (:data:`GRID_SIDE` when there are more than 4); None leaves its cell empty.
         titles: one per map.
         columns: maps per row.
         row_height: pixels per row.
@@ -194,6 +196,7 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
         colorbars: a colour bar beside each map.
     """
     n = len(maps)
+    side = MAP_SIDE if n <= 4 else GRID_SIDE
     columns = max(1, min(columns, n))
     rows = -(-n // columns)
     gap_x, gap_y = 0.06, 0.12 / rows
@@ -205,8 +208,8 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
         if arr is None:
             continue
         arr = np.asarray(arr, dtype=np.float32)
-        if max(arr.shape) > MAP_SIDE:
-            arr = fit_within(arr, MAP_SIDE)
+        if max(arr.shape) > side:
+            arr = fit_within(arr, side)
         r, c = divmod(i, columns)
         x0 = c * (cell_w + gap_x)
         y1 = 1 - r * (cell_h + gap_y)
@@ -262,7 +265,7 @@ def confusion(matrix, class_names, *, height: int = 460) -> go.Figure:
     """A confusion matrix: rows the true classes, columns the predicted ones, counts in the cells."""
     matrix = np.asarray(matrix)
     names = [str(n) for n in class_names]
-    trace = dict(type="heatmap", z=matrix, x=names, y=names, colorscale="Blues", texttemplate="%{z}",
+    trace = dict(type="heatmap", z=matrix, x=names, y=names, colorscale=COUNTS, texttemplate="%{z}",
                  hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>", showscale=False)
     layout = dict(height=height, margin=dict(l=10, r=10, t=30, b=10),
                   xaxis=dict(title=dict(text="predicted"), side="top", type="category"),
