@@ -7,7 +7,7 @@ import streamlit as st
 
 from ui.common import sidebar_device
 
-st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:", layout="wide")
+st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:", layout="wide")  # pages: wide_layout()
 
 PAGES = {
     "filters": st.Page("pages/filters.py", title="Filters & convolution", icon=":material/filter_alt:", url_path="filters"),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import InvalidImageError
 
-__all__ = ["to_grayscale", "fit_within", "to_uint8_display", "prepare_input"]
+__all__ = ["to_grayscale", "fit_within", "canvas_to_digit", "prepare_input"]
 
 # ITU-R BT.601 luma, the weights PIL's convert("L") and OpenCV use.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -68,18 +68,26 @@ def fit_within(image, max_side: int) -> np.ndarray:
     return out.reshape(size[1], size[0], *arr.shape[2:])
 
 
-def to_uint8_display(fmap) -> np.ndarray:
-    """Min-max scale any real array to uint8 0..255 for display (constant -> 0).
+def canvas_to_digit(rgba, size: int = 28):
+    """A drawing (H x W x 4 RGBA canvas pixels, white on black) as an MNIST-style digit.
+
+    Args:
+        rgba: the canvas' pixels, uint8.
+        size: the side of the result (28 for MNIST).
+
+    Returns:
+        uint8 ``size`` x ``size`` luma, area-averaged; None when nothing is drawn yet.
 
     Example:
-        >>> to_uint8_display(np.array([[-1.0, 1.0]]))
-        array([[  0, 255]], dtype=uint8)
+        >>> canvas_to_digit(np.zeros((280, 280, 4), np.uint8)) is None
+        True
     """
-    arr = np.asarray(fmap, dtype=np.float32)
-    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    return ((arr - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
+    arr = np.asarray(rgba)
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        raise InvalidImageError(f"Expected H x W x 4 canvas pixels; received shape {arr.shape}.")
+    if not np.any(arr[:, :, :3]):
+        return None
+    return fit_within(to_grayscale(arr[:, :, :3]), size)
 
 
 def prepare_input(image, *, colour: bool, rescale: bool = True) -> np.ndarray:

@@ -91,7 +91,6 @@ class JobContext:
             raise CvcoreError(f"`progress` must be a dict; received {type(progress).__name__}.")
         with self._job._lock:
             self._job._progress = dict(progress)
-            self._job._reports += 1
 
     def should_stop(self) -> bool:
         """True once ``job.stop()`` was called (or the manager shuts down)."""
@@ -120,7 +119,6 @@ class Job:
         self._lock = threading.Lock()
         self._status = "queued"
         self._progress = {}
-        self._reports = 0
         self._result = None
         self._error = None
         self._traceback = None

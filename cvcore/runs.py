@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import CvcoreError
 
@@ -67,7 +67,6 @@ class RunResult:
     stopped: bool
     seconds: float
     evaluation: object = None
-    extra: dict = field(default_factory=dict)
 
 
 def _slices(config: RunConfig, data):

@@ -13,7 +13,7 @@ from cvcore import images, kernels
 from cvcore.data import DATASET_TITLES, DATASETS, PHOTOS, load_image
 from cvcore.errors import CvcoreError
 from ui import plots
-from ui.common import dataset, photo, show_error
+from ui.common import dataset, drawn_digit, photo, show_error, wide_layout
 
 MAX_UPLOAD_PIXELS = 25_000_000
 SIZES = {"3 x 3": (3, 3), "5 x 5": (5, 5), "3 x 4": (3, 4), "custom": None}
@@ -21,8 +21,7 @@ START_PRESETS = ["vertical line", "horizontal line", "sobel x", "sobel y",
                  "laplacian", "gaussian blur", "sharpen", "emboss"]
 CHANNELS = ("R", "G", "B")
 
-# Also here: a page opened by its URL before the home page does not get app.py's layout.
-st.set_page_config(layout="wide")
+wide_layout()
 st.title("Filters & convolution")
 st.caption(
     "A convolution slides a small grid of weights (a kernel, or filter) over an image. At each "
@@ -74,16 +73,12 @@ def uploaded_image():
 
 
 def drawn_image():
-    from streamlit_drawable_canvas import st_canvas
-
     st.caption("Draw a digit with the mouse, white on black, as in MNIST. It is shrunk to 28x28.")
-    result = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000",
-                       height=280, width=280, drawing_mode="freedraw", key="flt_canvas")
-    rgba = None if result is None else result.image_data
-    if rgba is None or not np.any(rgba[:, :, :3]):
+    digit = drawn_digit("flt_canvas")
+    if digit is None:
         st.info("Draw a digit on the canvas to see its feature maps.", icon=":material/draw:")
         st.stop()
-    return images.fit_within(images.to_grayscale(rgba[:, :, :3]), 28), "your drawing"
+    return digit, "your drawing"
 
 
 pick = {"Data set": dataset_image, "Photo": photo_image, "Upload": uploaded_image, "Draw": drawn_image}

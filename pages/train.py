@@ -7,7 +7,6 @@ side by side, then one run evaluated. All numerics are cvcore's.
 import json
 import uuid
 
-import numpy as np
 import streamlit as st
 
 from cvcore import evaluation, export, jobs, models, saving
@@ -16,9 +15,9 @@ from cvcore.errors import CvcoreError
 from cvcore.runs import RunConfig, RunResult, run_training
 from cvcore.visualize import activations, blank_fraction, layer_names
 from ui import plots
-from ui.common import dataset, show_error
+from ui.common import dataset, drawn_digit, show_error, wide_layout
 from ui.diagram import model_dot
-from ui.model_builder import IDS_KEY, LAYERS_KEY, layer_stack_editor, load_stack
+from ui.model_builder import LAYERS_KEY, layer_stack_editor, load_stack
 
 RUNS_KEY, JOB_KEY, META_KEY = "trn_runs", "trn_job_id", "trn_job_meta"
 MODELS_KEPT = 6  # trained models kept per session (older runs keep their curves)
@@ -30,8 +29,7 @@ st.session_state.setdefault(RUNS_KEY, [])
 st.session_state.setdefault(META_KEY, {})  # job id -> what the run was, for its record
 manager = jobs.default_manager()
 
-# Also here: a page opened by its URL before the home page does not get app.py's layout.
-st.set_page_config(layout="wide")
+wide_layout()
 st.title("Train a ConvNet")
 st.caption("Build a ConvNet layer by layer or start from the chapters' models, train it on digits or clothes, "
            "and watch the curves: the gap between training and validation tells under- from overfitting.")
@@ -70,7 +68,7 @@ def record_finished(job) -> None:
         "seconds": result.seconds, "model": result.model, "evaluation": result.evaluation,
     })
     for old in runs[:-MODELS_KEPT]:  # memory: keep the newest models, every run's curves
-        old["model"] = old["evaluation"] = None
+        old["model"] = old["evaluation"] = old["keras_bytes"] = None
 
 
 # ============================================================================ 1. data
@@ -235,10 +233,10 @@ if not runs:
     st.stop()
 
 st.subheader("4 · Runs, side by side", divider="gray")
-table = []
+table, diagnoses = [], {}
 for r in runs:
     h, cfg = r["history"], r["config"]
-    diagnosis = evaluation.diagnose_fit(h)
+    diagnosis = diagnoses[r["label"]] = evaluation.diagnose_fit(h)
     table.append({
         "run": r["label"], "model": r["title"], "images": cfg.n_train if cfg else None,
         "optimizer": describe_optimizer(cfg.optimizer) if cfg else "",
@@ -261,7 +259,7 @@ if chosen:
     c2.plotly_chart(plots.learning_curves(picked, "accuracy"), key="trn_cmp_acc")
     for r in runs:
         if r["label"] in chosen:
-            d = evaluation.diagnose_fit(r["history"])
+            d = diagnoses[r["label"]]
             st.markdown(f"**{r['label']}: {d.verdict}.** {d.reason}")
 
 # ============================================================================ 6. one run
@@ -332,20 +330,13 @@ def activations_view():
 
 
 def draw_view():
-    from streamlit_drawable_canvas import st_canvas
-
-    from cvcore import images
-
     c1, c2 = st.columns([1, 2])
     with c1:
         st.caption("Draw a digit (or a garment), white on black; it is shrunk to 28x28.")
-        drawn = st_canvas(stroke_width=22, stroke_color="#FFFFFF", background_color="#000000", height=280,
-                          width=280, drawing_mode="freedraw", key="trn_canvas")
-    rgba = None if drawn is None else drawn.image_data
-    if rgba is None or not np.any(rgba[:, :, :3]):
+        digit = drawn_digit("trn_canvas")
+    if digit is None:
         c2.info("Draw on the canvas: the prediction and the activations follow your strokes.")
         return
-    digit = images.fit_within(images.to_grayscale(rgba[:, :, :3]), 28)
     proba = evaluation.predict_proba(model, digit[None])[0]
     c2.plotly_chart(plots.probability_bars(proba, names, title=f"Prediction: {names[int(proba.argmax())]}"),
                     key="trn_draw_p")
@@ -357,7 +348,9 @@ def files_view():
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Save**")
-        st.download_button("Download the model (.keras)", saving.model_to_bytes(model), f"{run['label']}.keras",
+        if run.get("keras_bytes") is None:  # serialised once per run, not on every rerun of this view
+            run["keras_bytes"] = saving.model_to_bytes(model)
+        st.download_button("Download the model (.keras)", run["keras_bytes"], f"{run['label']}.keras",
                            mime="application/zip", key="trn_dl_model", icon=":material/save:")
         if cfg is not None:
             script = export.training_script(cfg.spec, dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val,

@@ -181,3 +181,15 @@ def test_prepare_input():
     x = images.prepare_input(np.zeros((2, 3, 3), np.uint8) + 51, colour=False, rescale=True)
     assert x.shape == (2, 3, 1) and x.dtype == np.float32 and x.max() == pytest.approx(0.2)
     assert images.prepare_input(gray, colour=False, rescale=False).max() == 255
+
+
+def test_canvas_to_digit():
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    assert images.canvas_to_digit(canvas) is None  # nothing drawn yet
+    canvas[40:240, 130:150, :3] = 255  # a vertical stroke: a "1"
+    canvas[..., 3] = 255
+    digit = images.canvas_to_digit(canvas)
+    assert digit.shape == (28, 28) and digit.dtype == np.uint8
+    assert digit[14, 14] == 255 and digit[14, 2] == 0
+    with pytest.raises(ValueError, match="canvas"):
+        images.canvas_to_digit(np.zeros((28, 28)))

@@ -72,6 +72,16 @@ def symmetric_range(*arrays, robust: bool = True) -> float:
     return top if top > 0 else 1.0
 
 
+def _colour(trace: dict, arr, diverging: bool, zmax: float | None = None) -> dict:
+    """A heatmap trace's colours: blue-white-red centred on 0 (maps), or gray 0..255 (images)."""
+    if diverging:
+        top = zmax if zmax is not None else symmetric_range(arr)
+        trace.update(colorscale=DIVERGING, zmid=0.0, zmin=-top, zmax=top)
+    else:
+        trace.update(colorscale=GRAY)
+    return trace
+
+
 def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None = None, height: int = 260,
             text: bool = False, fmt: str = ".2f", colorbar: bool = True) -> go.Figure:
     """One 2-D array as a heatmap; diverging maps are centred on 0.
@@ -90,13 +100,8 @@ def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None 
     if not text and max(arr.shape) > MAP_SIDE:
         arr = fit_within(arr, MAP_SIDE)
         title = f"{title} (shown at {arr.shape[0]} x {arr.shape[1]})"
-    trace = dict(type="heatmap", z=arr, showscale=colorbar,
-                 hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>")
-    if diverging:
-        top = zmax if zmax is not None else symmetric_range(arr)
-        trace.update(colorscale=DIVERGING, zmid=0.0, zmin=-top, zmax=top)
-    else:
-        trace.update(colorscale=GRAY)
+    trace = _colour(dict(type="heatmap", z=arr, showscale=colorbar,
+                         hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>"), arr, diverging, zmax)
     if text:
         trace.update(texttemplate=f"%{{z:{fmt}}}", textfont=dict(size=12))
     if colorbar:
@@ -218,11 +223,9 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
                      hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<br>%{{z:.3f}}<extra></extra>",
                      colorbar=dict(thickness=8, len=cell_h * 0.85, x=x0 + cell_w * 0.92, y=y1 - cell_h / 2,
                                    yanchor="middle", tickfont=dict(size=9)))
-        if diverging:
-            top = zmaxes[i] if zmaxes is not None else symmetric_range(arr)
-            trace.update(colorscale=DIVERGING, zmid=0.0, zmin=-top, zmax=top)
-        else:
-            trace.update(colorscale=GRAY, zmin=0, zmax=255)
+        _colour(trace, arr, diverging, zmaxes[i] if zmaxes is not None else None)
+        if not diverging:
+            trace.update(zmin=0, zmax=255)
         data.append(trace)
         width = 0.85 if colorbars else 1.0
         layout[f"xaxis{suffix}"] = dict(domain=[x0, x0 + cell_w * width], visible=False, constrain="domain")
