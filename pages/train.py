@@ -224,7 +224,8 @@ def live_training():
         st.rerun()  # the whole page: the new run joins the history below
 
 
-live_training()
+with st.container():  # the polling fragment in a container of its own: its reruns never shift what follows
+    live_training()
 
 # ============================================================================ 5. runs
 runs = st.session_state[RUNS_KEY]

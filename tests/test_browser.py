@@ -177,8 +177,8 @@ def test_training_a_model_in_the_browser(server, page):
     epochs.press("Enter")
     wait_ready(page)
     page.get_by_role("button", name="Train", exact=True).first.click()
-    try:
-        page.get_by_text("Runs, side by side").wait_for(timeout=180_000)
+    try:  # the run's results: its test accuracy, under "Inside one run"
+        page.locator('[data-testid="stMetric"]', has_text="Test accuracy").wait_for(timeout=180_000)
     except playwright.TimeoutError:
         shoot(page, "train-no-run")
         alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
