@@ -12,6 +12,11 @@ st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:"
 PAGES = {
     "filters": st.Page("pages/filters.py", title="Filters & convolution", icon=":material/filter_alt:", url_path="filters"),
     "train": st.Page("pages/train.py", title="Train a ConvNet", icon=":material/model_training:", url_path="train"),
+    "data": st.Page("pages/data.py", title="Your image folders", icon=":material/folder_open:", url_path="data"),
+    "augment": st.Page("pages/augment.py", title="Augmentation", icon=":material/auto_awesome_motion:",
+                       url_path="augment"),
+    "background": st.Page("pages/background.py", title="Background removal", icon=":material/grass:",
+                          url_path="background"),
 }
 
 

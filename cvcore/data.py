@@ -14,20 +14,19 @@ uint8 28 x 28 images, like ``keras.datasets``:
 * ``"digits"``: scikit-learn's bundled 8 x 8 handwritten digits, upscaled
   to 28 x 28 the way MNIST digits sit in their box. Always available.
 
-Uploaded images are untrusted: :func:`load_image` caps bytes and pixels
+Uploaded images are untrusted: :func:`load_image` (from :mod:`cvcore.imagefile`) caps bytes and pixels
 before decoding and turns every failure into :class:`InvalidImageError`.
 """
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CvcoreError, DatasetUnavailableError, InvalidImageError
+from .errors import CvcoreError, DatasetUnavailableError
+from .imagefile import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 
 __all__ = [
     "DATASETS",
@@ -61,9 +60,6 @@ _IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 
-# 40 megapixels: a large phone photo passes, a decompression bomb does not.
-DEFAULT_MAX_PIXELS = 40_000_000
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------
@@ -245,123 +241,3 @@ def load_photo(name: str) -> np.ndarray:
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------
-# untrusted images
-
-
-def _read_source(source, max_bytes: int) -> bytes:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidImageError(f"There is no file at {str(path)!r}.")
-        if path.stat().st_size > max_bytes:
-            raise InvalidImageError(
-                f"{path.name!r} is {path.stat().st_size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.0f} MB."
-            )
-        data = path.read_bytes()
-    elif hasattr(source, "read"):
-        if hasattr(source, "seek"):
-            source.seek(0)
-        data = source.read(max_bytes + 1)
-    else:
-        raise InvalidImageError(
-            f"`source` must be a path, bytes or a file object; received {type(source).__name__}."
-        )
-    if len(data) > max_bytes:
-        raise InvalidImageError(f"The file is over the limit of {max_bytes / 1e6:.0f} MB.")
-    if not data:
-        raise InvalidImageError("The file is empty.")
-    return data
-
-
-def _to_rgb_array(img) -> np.ndarray:
-    """Any common PIL mode -> uint8 H x W x 3, transparency composited over white."""
-    from PIL import Image
-
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
-        arr = np.clip(arr * (255.0 / top), 0, 255).round().astype(np.uint8)
-        return np.repeat(arr[:, :, None], 3, axis=2)
-    if mode == "F":
-        raise InvalidImageError("Floating-point images (mode 'F') are not supported; save it as an 8-bit PNG or JPEG.")
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    try:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (ValueError, OSError) as err:
-        raise InvalidImageError(f"Images of mode {mode!r} cannot be converted to RGB ({err}).") from None
-
-
-def load_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Read an untrusted image safely into uint8 RGB.
-
-    The size is checked from the header before any pixel is decoded, so a
-    decompression bomb (a small file that claims billions of pixels) is
-    refused cheaply. Grayscale, palette, RGBA (composited over white), CMYK
-    and 16-bit images are converted; EXIF rotation is applied; an animation
-    gives its first frame.
-
-    Args:
-        source: a path, ``bytes``, or a binary file object (a Streamlit upload).
-        max_pixels: the most pixels (width x height) accepted.
-        max_bytes: the most bytes read.
-
-    Returns:
-        uint8 H x W x 3 RGB array.
-
-    Raises:
-        InvalidImageError: for a file that is empty, too large, not an image,
-            truncated or damaged, or of an unsupported kind; the message says
-            which, in words a person understands.
-
-    Example:
-        >>> import io; from PIL import Image
-        >>> buf = io.BytesIO(); Image.new("L", (4, 3)).save(buf, "PNG")
-        >>> load_image(buf.getvalue()).shape
-        (3, 4, 3)
-    """
-    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
-
-    if int(max_pixels) < 1:
-        raise InvalidImageError(f"`max_pixels` must be positive; received {max_pixels!r}.")
-    data = _read_source(source, int(max_bytes))
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not grey pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if width * height > max_pixels:
-                raise InvalidImageError(
-                    f"The image is {width} x {height} = {width * height:,} pixels, over the limit "
-                    f"of {int(max_pixels):,}; resize it and try again."
-                )
-            img.load()
-    except InvalidImageError:
-        raise
-    except (UnidentifiedImageError, SyntaxError):
-        raise InvalidImageError(
-            "This file is not an image that can be read; upload a PNG or JPEG."
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImageError(
-            f"The image claims more pixels than the limit of {int(max_pixels):,}; "
-            "it may be a decompression bomb and was not opened."
-        ) from None
-    except (OSError, ValueError, EOFError) as err:
-        raise InvalidImageError(
-            f"The image is truncated or damaged and could not be decoded ({err})."
-        ) from None
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block is no reason to refuse the pixels
-        pass
-    return np.ascontiguousarray(_to_rgb_array(img))

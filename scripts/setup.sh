@@ -43,3 +43,8 @@ if [ "${1:-}" = "--dev" ]; then
 else
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 fi
+# imgaug 0.4.0 (the seed's augmentation library) declares a dependency on opencv-python, the
+# desktop build, which would shadow the headless cv2 a server needs. Its real imports (numpy,
+# scipy, scikit-image, imageio, six, cv2) are in requirements.txt, so it goes in without deps;
+# cvcore/imgaug_compat.py makes it import on NumPy 2.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps imgaug==0.4.0
