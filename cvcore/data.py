@@ -14,8 +14,12 @@ uint8 28 x 28 images, like ``keras.datasets``:
 * ``"digits"``: scikit-learn's bundled 8 x 8 handwritten digits, upscaled
   to 28 x 28 the way MNIST digits sit in their box. Always available.
 
-Uploaded images are untrusted: :func:`load_image` (from :mod:`cvcore.imagefile`) caps bytes and pixels
-before decoding and turns every failure into :class:`InvalidImageError`.
+Image folders, one folder per class, come from :mod:`cvcore.folders`
+(:func:`scan_image_folder`, :func:`make_split`, :class:`ImageDataset`) and
+uploaded zips from :mod:`cvcore.archives` (:func:`extract_zip`); they are
+re-exported here. Uploaded images are untrusted: :func:`load_image` (from
+:mod:`cvcore.imagefile`) caps bytes and pixels before decoding and turns
+every failure into :class:`InvalidImageError`.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CvcoreError, DatasetUnavailableError
+from .archives import extract_zip
+from .folders import ImageDataset, find_dataset_roots, make_split, scan_image_folder
 from .imagefile import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 
 __all__ = [
@@ -35,6 +41,11 @@ __all__ = [
     "load_dataset",
     "load_dataset_or_fallback",
     "load_image",
+    "extract_zip",
+    "scan_image_folder",
+    "find_dataset_roots",
+    "make_split",
+    "ImageDataset",
     "read_idx",
     "PHOTOS",
     "load_photo",

@@ -11,14 +11,18 @@
 """
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CvcoreError
 
-__all__ = ["SEEDLING_CLASSES", "seedling_photo", "write_seedlings_folder", "write_dataset_folder"]
+__all__ = ["SEEDLING_CLASSES", "DEMO_FOLDERS", "seedling_photo", "write_seedlings_folder", "write_dataset_folder",
+           "demo_folder"]
 
 # Leaf shapes of the synthetic seedlings: (leaf count range, length, width) as fractions of the image side.
 SEEDLING_CLASSES = {
@@ -202,3 +206,49 @@ def write_dataset_folder(dest, name: str = "fashion_mnist", *, per_class: int = 
                 img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
             Image.fromarray(np.repeat(img[:, :, None], 3, axis=2)).save(folder / f"{i:04d}.png")
     return dest
+
+
+# Offline demo data sets for the Data page: name -> (title, writer arguments).
+DEMO_FOLDERS = {
+    "fashion-mnist": ("Fashion-MNIST as PNG folders (10 classes x 60, 28 px)",
+                      dict(kind="dataset", name="fashion_mnist", per_class=60, size=28)),
+    "seedlings": ("Synthetic seedlings (3 leaf shapes x 40, 128 px)",
+                  dict(kind="seedlings", per_class=40, size=128)),
+}
+
+
+def demo_folder(name: str, base) -> Path:
+    """An offline demo data set as class folders under ``base``, written once and shared.
+
+    Written into a temporary folder and renamed into place, so that sessions
+    asking at the same moment never see a half-written folder.
+
+    Args:
+        name: a key of :data:`DEMO_FOLDERS`.
+        base: the folder that holds the demos (the app's state folder).
+
+    Returns:
+        The data set's root folder, ``base/<name>``.
+    """
+    if name not in DEMO_FOLDERS:
+        raise CvcoreError(f"Unknown demo data set {name!r}; choose one of {', '.join(DEMO_FOLDERS)}.")
+    base = Path(base)
+    final = base / name
+    if final.is_dir():
+        return final
+    base.mkdir(parents=True, exist_ok=True)
+    args = dict(DEMO_FOLDERS[name][1])
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
+    try:
+        if args.pop("kind") == "seedlings":
+            write_seedlings_folder(tmp, **args)
+        else:
+            write_dataset_folder(tmp, **args)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another session finished first: use theirs
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

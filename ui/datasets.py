@@ -1,16 +1,113 @@
-"""The image data set loaded on the Data page, shared by this session's other pages."""
+"""The session's image data set and private folder, shared by the Data page and the pages after it.
+
+* :func:`session_workspace`: this browser session's private folder
+  (:class:`cvcore.workspace.Workspace`), removed when the session ends.
+* :func:`current_dataset` / :func:`set_dataset`: the
+  :class:`cvcore.folders.ImageDataset` loaded on the Data page.
+* :func:`server_folders`: the folders the operator offers
+  (``$CVCORE_DATA_DIRS``, separated by ``:``).
+* :func:`manifest_path`: where a data set's scan and split are saved.
+"""
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
 
+from cvcore.errors import CvcoreError
+from cvcore.folders import find_dataset_roots
+from cvcore.imagefile import load_image
+from cvcore.images import fit_within
+from cvcore.workspace import Workspace, state_dir
+from ui.common import show_error
+
 DATASET_KEY = "cvx_dataset"
+WORKSPACE_KEY = "cvx_workspace"
+
+
+def session_workspace() -> Workspace:
+    """This session's private folder, made on first use; kept in the session's state, so that
+    it is removed when Streamlit drops the session."""
+    ws = st.session_state.get(WORKSPACE_KEY)
+    if ws is None or not ws.alive:
+        ws = Workspace()
+        st.session_state[WORKSPACE_KEY] = ws
+    ws.touch()
+    return ws
+
+
+def session_dir() -> Path:
+    """The path of :func:`session_workspace`."""
+    return session_workspace().path
 
 
 def current_dataset():
-    """This session's :class:`cvcore.folders.ImageDataset`, or None when none is loaded."""
-    return st.session_state.get(DATASET_KEY)
+    """This session's :class:`cvcore.folders.ImageDataset`, or None when none is loaded
+    (or its uploaded files were removed after a long idle time)."""
+    ds = st.session_state.get(DATASET_KEY)
+    if ds is not None and not Path(ds.root).is_dir():
+        del st.session_state[DATASET_KEY]
+        return None
+    return ds
+
+
+def set_dataset(ds) -> None:
+    st.session_state[DATASET_KEY] = ds
+
+
+def server_folders() -> dict:
+    """``{label: path}`` of the data set folders the operator offers, from ``$CVCORE_DATA_DIRS``:
+    each configured folder, and the data set roots found inside it (``plant-seedlings/train``)."""
+    out = {}
+    for entry in filter(None, os.environ.get("CVCORE_DATA_DIRS", "").split(os.pathsep)):
+        top = Path(entry).expanduser()
+        if not top.is_dir():
+            continue
+        try:
+            roots = find_dataset_roots(top, max_depth=2)
+        except (CvcoreError, OSError):
+            continue
+        for root in roots:
+            rel = root.relative_to(top)
+            out[top.name if rel == Path(".") else f"{top.name}/{rel.as_posix()}"] = root
+    return out
+
+
+def manifest_path(root, home=None) -> Path:
+    """Where the data set at ``root`` keeps its scan and split: in ``home`` (an upload's folder in
+    the session's workspace) when given; for server and demo folders, which are never written to,
+    in the app's state folder, shared by later sessions."""
+    digest = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
+    return Path(home) / f"dataset-{digest}.json" if home is not None else state_dir() / "manifests" / f"{digest}.json"
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumbnail(path: str, stat: tuple, side: int) -> np.ndarray:
+    return fit_within(load_image(path), side)
+
+
+def thumbnails(ds, indices, side: int = 96) -> list:
+    """Small copies of images ``indices`` of ``ds``, cached (keyed by file size and time)."""
+    return [_thumbnail(str(ds.root / ds.files[i]), tuple(ds.file_stats[i]), side) for i in indices]
 
 
 def dataset_image(ds, key: str):
     """Widgets to pick one image of ``ds`` by class and index; returns ``(uint8 RGB, caption)``."""
-    raise NotImplementedError  # filled in with the Data page
+    c1, c2 = st.columns(2)
+    label = c1.selectbox("Class", range(len(ds.classes)), format_func=lambda i: ds.classes[i], key=f"{key}_ds_class",
+                         help=f"The classes of {ds.name}, loaded on the Data page.")
+    members = np.flatnonzero(ds.labels == label)
+    if not len(members):
+        st.info(f"Class {ds.classes[label]!r} has no readable images; pick another.", icon=":material/info:")
+        st.stop()
+    i = int(c2.number_input(f"Image within the class (0–{len(members) - 1})", 0, len(members) - 1, 0,
+                            key=f"{key}_ds_index_{label}", help="Which image of this class."))
+    try:
+        img = _thumbnail(str(ds.root / ds.files[members[i]]), tuple(ds.file_stats[members[i]]), 1024)
+    except CvcoreError as err:
+        show_error(err, "The file changed since the scan; scan the folder again on the Data page.")
+        st.stop()
+    return img, f"{ds.name}: {ds.files[members[i]]}"

@@ -287,3 +287,39 @@ def probability_bars(proba, class_names, *, height: int = 260, title: str = "") 
                   title=dict(text=title, x=0.02, font=dict(size=13)),
                   xaxis=dict(range=[0, 1], title=dict(text="probability")), yaxis=dict(autorange="reversed", type="category"))
     return _figure([trace], layout)
+
+
+def class_counts(counts: dict, *, height: int = 320) -> go.Figure:
+    """Images per class as stacked bars: training and validation.
+
+    Args:
+        counts: class name -> ``(train, validation)``.
+    """
+    names = [str(n) for n in counts]
+    data = [dict(type="bar", x=names, y=[int(v[i]) for v in counts.values()], name=label, marker=dict(color=colour),
+                 hovertemplate=f"%{{x}}: %{{y}} {label} images<extra></extra>")
+            for i, (label, colour) in enumerate((("training", "#4393c3"), ("validation", "#d6604d")))]
+    layout = dict(barmode="stack", height=height, margin=dict(l=50, r=10, t=36, b=40),
+                  title=dict(text="Images per class", x=0.02, font=dict(size=14)),
+                  xaxis=dict(type="category", tickangle=-30), yaxis=dict(title=dict(text="images")),
+                  legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    return _figure(data, layout)
+
+
+def image_sizes(sizes, labels, class_names, *, height: int = 320) -> go.Figure:
+    """Width against height of every image, one colour per class (a cloud where sizes vary)."""
+    sizes = np.asarray(sizes).reshape(-1, 2)
+    labels = np.asarray(labels)
+    data = []
+    for i, name in enumerate(class_names):
+        member = labels == i
+        if member.any():
+            data.append(dict(type="scattergl", mode="markers", x=sizes[member, 1], y=sizes[member, 0], name=str(name),
+                             marker=dict(size=6, opacity=0.6, color=RUN_COLOURS[i % len(RUN_COLOURS)]),
+                             hovertemplate=f"{name}<br>%{{x}} x %{{y}} px<extra></extra>"))
+    layout = dict(height=height, margin=dict(l=50, r=10, t=36, b=40),
+                  title=dict(text="Image sizes (width x height, px)", x=0.02, font=dict(size=14)),
+                  xaxis=dict(title=dict(text="width"), rangemode="tozero"),
+                  yaxis=dict(title=dict(text="height"), rangemode="tozero"),
+                  showlegend=len(data) <= 12, legend=dict(font=dict(size=10)))
+    return _figure(data, layout)
