@@ -108,7 +108,7 @@ def upload_root():
         root = st.selectbox("Which folder holds the classes?", roots, key="data_zip_root",
                             format_func=lambda p: p.relative_to(base).as_posix() or "(top level)",
                             help="The archive has several folders laid out as a data set (train/ and valid/, say).")
-    name = Path(stored["name"]).stem + ("" if root == base else f"/{root.relative_to(base).as_posix()}")
+    name = Path(stored["name"]).stem if root == base else root.relative_to(base).as_posix()
     return root, name, "upload", stored["folder"]
 
 
@@ -147,8 +147,9 @@ if key not in scans:
     if st.session_state.get("data_scan_stopped") == key:
         st.warning("The scan was stopped; nothing was loaded. Press **Scan again** to start over.", icon=":material/stop_circle:")
         st.stop()
-    c2.button("Stop scanning", key="data_stop", on_click=stop_scan, icon=":material/stop:",
-              help="Stop checking files; nothing is loaded then.")
+    stop_slot = c2.empty()
+    stop_slot.button("Stop scanning", key="data_stop", on_click=stop_scan, icon=":material/stop:",
+                     help="Stop checking files; nothing is loaded then.")
     bar = st.progress(0.0, text="Looking for class folders…")
 
     def progress(done, total):
@@ -157,10 +158,11 @@ if key not in scans:
     try:
         scans[key] = scan_image_folder(root, on_progress=progress)
     except CvcoreError as err:
-        bar.empty()
         show_error(err, "Pick another folder, or fix its layout and scan again.")
         st.stop()
-    bar.empty()
+    finally:
+        bar.empty()
+        stop_slot.empty()
 scan = scans[key]
 
 # The split saved with this data set (by an earlier visit or session), when the files are the same.

@@ -187,3 +187,32 @@ def test_training_a_model_in_the_browser(server, page):
     shoot(page, "train-after-a-run")
     assert_no_errors(page, "train")
     assert float(metric(page, "Test accuracy")) > 0.2
+
+
+def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
+    from cvcore import samples
+
+    root = samples.write_seedlings_folder(tmp_path / "my-plants", per_class=6, size=64)
+    archive = tmp_path / "my-plants.zip"
+    import zipfile
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(root.rglob("*.png")):
+            zf.write(path, path.relative_to(tmp_path).as_posix())
+        zf.writestr("my-plants/grass/broken.jpg", "a text file named .jpg")
+    page.goto(server + "/data")
+    wait_ready(page)
+    assert metric(page, "Classes") == "10"  # the demo: Fashion-MNIST as PNG folders
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click()
+    wait_ready(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+                           ".some(e => e.innerText === '18')", timeout=60_000)
+    wait_ready(page, settle=2.0)
+    shoot(page, "data-uploaded-zip")
+    assert metric(page, "Classes") == "3" and metric(page, "Could not be read") == "1"
+    assert "15 training and 3 validation images" in page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
+    assert_no_errors(page, "data (upload)")
+    page.get_by_role("tab", name="Could not be read (1)").click()
+    wait_ready(page)
+    page.locator('[data-testid="stDataFrame"]').wait_for(timeout=30_000)  # a canvas grid: its cells are not text
+    shoot(page, "data-unreadable-files")

@@ -310,6 +310,9 @@ def image_sizes(sizes, labels, class_names, *, height: int = 320) -> go.Figure:
     """Width against height of every image, one colour per class (a cloud where sizes vary)."""
     sizes = np.asarray(sizes).reshape(-1, 2)
     labels = np.asarray(labels)
+    unique = np.unique(sizes, axis=0)
+    title = (f"Image sizes: every image is {unique[0][1]} x {unique[0][0]} px" if len(unique) == 1
+             else f"Image sizes (width x height, px): {len(unique):,} different")
     data = []
     for i, name in enumerate(class_names):
         member = labels == i
@@ -318,7 +321,7 @@ def image_sizes(sizes, labels, class_names, *, height: int = 320) -> go.Figure:
                              marker=dict(size=6, opacity=0.6, color=RUN_COLOURS[i % len(RUN_COLOURS)]),
                              hovertemplate=f"{name}<br>%{{x}} x %{{y}} px<extra></extra>"))
     layout = dict(height=height, margin=dict(l=50, r=10, t=36, b=40),
-                  title=dict(text="Image sizes (width x height, px)", x=0.02, font=dict(size=14)),
+                  title=dict(text=title, x=0.02, font=dict(size=14)),
                   xaxis=dict(title=dict(text="width"), rangemode="tozero"),
                   yaxis=dict(title=dict(text="height"), rangemode="tozero"),
                   showlegend=len(data) <= 12, legend=dict(font=dict(size=10)))

@@ -1,0 +1,150 @@
+"""AppTest tests of the Data page: demo folders, zip uploads good and bad, the split, server folders."""
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cvcore import samples
+from test_data import huge_png_header
+from test_folders import make_zip
+
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    """Each test has its own app state and upload folders; caches start empty."""
+    monkeypatch.setenv("CVCORE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.delenv("CVCORE_DATA_DIRS", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def open_data_page():
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+    at.switch_page("pages/data.py").run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def png(size=(20, 16), colour=(10, 120, 30)):
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def seedlings_zip(tmp_path, per_class=4):
+    root = samples.write_seedlings_folder(tmp_path / "zipsrc" / "my-plants", per_class=per_class, size=40)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(root.rglob("*.png")):
+            zf.write(path, path.relative_to(root.parent).as_posix())
+        zf.writestr("my-plants/grass/notes.jpg", "a text file named .jpg")
+    return buf.getvalue()
+
+
+def upload(at, name, raw):
+    at.segmented_control(key="data_source").set_value("Upload a zip").run()
+    at.file_uploader(key="data_zip").set_value((name, raw, "application/zip")).run()
+    return at
+
+
+def test_the_demo_loads_and_becomes_the_session_data_set():
+    at = open_data_page()
+    assert metrics(at) == {"Classes": "10", "Images": "600", "Could not be read": "0",
+                           "Scan time": metrics(at)["Scan time"]}
+    ds = at.session_state["cvx_dataset"]
+    assert len(ds) == 600 and int(ds.validation.sum()) == 120
+    assert "480 training and 120 validation" in at.success[0].value
+
+
+def test_the_split_is_saved_and_reused_by_a_later_session():
+    at = open_data_page()
+    at.selectbox(key="data_demo").select("seedlings").run()
+    at.radio(key="data_split_kind").set_value("Images per class").run()
+    at.number_input(key="data_per_class").set_value(12).run()
+    at.number_input(key="data_seed").set_value(5).run()
+    assert_clean(at)
+    first = at.session_state["cvx_dataset"]
+    assert first.counts == {"grass": (28, 12), "round-leaf": (28, 12), "rosette": (28, 12)}
+
+    later = open_data_page()  # a new browser session
+    later.selectbox(key="data_demo").select("seedlings").run()
+    assert later.radio(key="data_split_kind").value == "Images per class"
+    assert later.number_input(key="data_per_class").value == 12 and later.number_input(key="data_seed").value == 5
+    np.testing.assert_array_equal(later.session_state["cvx_dataset"].validation, first.validation)
+
+
+def test_a_zip_upload_becomes_a_data_set_with_its_bad_files_listed(tmp_path):
+    at = upload(open_data_page(), "my-plants.zip", seedlings_zip(tmp_path))
+    assert_clean(at)
+    assert metrics(at)["Classes"] == "3" and metrics(at)["Images"] == "12" and metrics(at)["Could not be read"] == "1"
+    ds = at.session_state["cvx_dataset"]
+    assert ds.name == "my-plants" and ds.source == "upload"
+    workspace = at.session_state["cvx_workspace"].path
+    assert workspace in ds.root.parents  # extracted into this session's private folder
+    at.session_state["data_tabs"] = "Could not be read (1)"  # lazy tabs: open this one
+    at.run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert table["file"].tolist() == ["grass/notes.jpg"] and "not an image" in table.iloc[0, 1]
+
+
+def test_a_new_upload_replaces_the_previous_one(tmp_path):
+    at = upload(open_data_page(), "first.zip", seedlings_zip(tmp_path))
+    first_root = at.session_state["cvx_dataset"].root
+    at.file_uploader(key="data_zip").set_value(
+        ("second.zip", make_zip({"a/1.png": png(), "b/2.png": png()}), "application/zip")).run()
+    assert_clean(at)
+    assert metrics(at)["Classes"] == "2" and not first_root.exists()
+
+
+@pytest.mark.parametrize("raw, message", [
+    (make_zip({"cats/1.png": png(), "../escape.png": png()}), "climbs out"),
+    (make_zip({"cats/1.png": png()}, symlinks=["cats/link.png"]), "symbolic link"),
+    (b"not a zip at all", "not a zip"),
+    (make_zip({"readme.txt": b"no folders"}), "no class folders"),
+])
+def test_bad_archives_get_a_message_and_leave_nothing(tmp_path, raw, message):
+    at = upload(open_data_page(), "bad.zip", raw)
+    assert_clean(at)
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert "cvx_dataset" not in at.session_state or at.session_state["cvx_dataset"].source != "upload"
+    assert not (tmp_path / "escape.png").exists()
+
+
+def test_a_zip_bomb_image_is_skipped_with_its_reason():
+    raw = make_zip({"a/ok.png": png(), "a/bomb.png": huge_png_header(50_000, 50_000), "b/ok.png": png()})
+    at = upload(open_data_page(), "bomb.zip", raw)
+    assert_clean(at)
+    assert metrics(at)["Images"] == "2" and metrics(at)["Could not be read"] == "1"
+    assert "bomb.png" in at.session_state["cvx_dataset"].unreadable[0][0]
+
+
+def test_server_folders_are_offered_only_when_configured(tmp_path, monkeypatch):
+    at = open_data_page()
+    at.segmented_control(key="data_source").set_value("Server folder").run()
+    assert_clean(at)
+    assert "CVCORE_DATA_DIRS" in at.info[0].value
+    samples.write_seedlings_folder(tmp_path / "srv" / "plants" / "train", per_class=3, size=32)
+    monkeypatch.setenv("CVCORE_DATA_DIRS", str(tmp_path / "srv" / "plants"))
+    at = open_data_page()
+    at.segmented_control(key="data_source").set_value("Server folder").run()
+    assert_clean(at)
+    assert at.selectbox(key="data_server").options == ["plants/train"]
+    assert metrics(at)["Images"] == "9"
+    assert not list((tmp_path / "srv").rglob("*.json"))  # nothing written into the server's folder
