@@ -35,6 +35,15 @@ def home() -> None:
                  "models; SGD, momentum, Adam, L1/L2, dropout and batch normalization; live curves, runs compared "
                  "side by side, confusion matrix, mistakes, activations, and a digit you draw.",
                  icon=":material/model_training:")
+    st.page_link(PAGES["data"], label="**Your image folders**: a zip of class folders or a server folder, checked "
+                 "file by file; images per class, sizes, samples, unreadable files; a stratified validation split "
+                 "that never moves a file.", icon=":material/folder_open:")
+    st.page_link(PAGES["augment"], label="**Augmentation**: random rotations, shifts, shears, zooms and flips with "
+                 "Keras preprocessing layers, or the seed's imgaug pipeline; a seeded grid of versions and the recipe "
+                 "as code.", icon=":material/auto_awesome_motion:")
+    st.page_link(PAGES["background"], label="**Background removal**: keep what is leaf-green with OpenCV (RGB and "
+                 "CIELUV distances, an HSV range, GrabCut), see the mask, and clean a whole folder.",
+                 icon=":material/grass:")
     st.subheader("The arc of the chapters")
     st.markdown(
         "1. **Filters**: a convolution is a small window of weights slid over an image; "
@@ -45,7 +54,7 @@ def home() -> None:
         "4. **Transfer learning**: a network pretrained on ImageNet, frozen, with a new head.\n"
         "5. **What ConvNets learn**: activations, filter visualizations, saliency and Grad-CAM."
     )
-    st.caption("Pages for steps 3–5 arrive as they are built; this home page links to what is ready.")
+    st.caption("Pages for steps 4 and 5 arrive as they are built; this home page links to what is ready.")
 
 
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])

@@ -103,6 +103,16 @@ def shoot(pg, name):
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def test_a_page_url_opened_first_goes_through_the_app(server, page):
+    """The first visit to a fresh server is a page's URL: the page still runs inside app.py's
+    navigation (titles, not file names; the device badge), not as a bare script."""
+    page.goto(server + "/data")
+    wait_ready(page, settle=2.0)
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Your image folders" in nav and "Filters & convolution" in nav, nav
+    assert "TensorFlow" in page.locator('[data-testid="stSidebar"]').inner_text()  # app.py's device badge
+
+
 def test_every_page_opens_without_error(server, page):
     page.goto(server)
     wait_ready(page)

@@ -38,9 +38,20 @@ def photo(name: str):
 
 
 def wide_layout() -> None:
-    """The wide layout, set by app.py and again by every page: a page opened by its URL before
-    the home page does not inherit app.py's layout (a known Streamlit behaviour)."""
-    st.set_page_config(layout="wide")
+    """Called first by every page: run it through app.py, and in the wide layout.
+
+    Streamlit runs a page file directly, bypassing app.py and its navigation, when the first
+    visit to a fresh server is a page's URL and the project has a ``pages/`` folder (its older
+    multipage mode, which stays on until some session runs ``st.navigation``). The page then
+    showed file names for navigation and no device badge. Turning that mode off, as
+    ``st.navigation`` itself does, and rerunning sends the same URL through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    st.set_page_config(layout="wide")  # a page opened by its URL does not inherit app.py's layout
 
 
 def drawn_digit(key: str):
