@@ -1,8 +1,326 @@
-"""Placeholder: built in issue 4."""
+"""Background removal: keep the leaves, black out the soil.
+
+Reads top-down: the image, the method, its parameters, what the mask keeps
+(over the image, before and after, the share of pixels kept and, for a
+synthetic seedling, the IoU with the true leaves), then the same over the
+whole data set loaded on the Data page (a background job with progress, a
+Stop button and a zip to download). All numerics are cvcore's.
+"""
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-from ui.common import wide_layout
+from cvcore import background as bg
+from cvcore import images, jobs
+from cvcore.errors import CvcoreError
+from ui import datasets, plots
+from ui.common import show_error, wide_layout
+from ui.image_source import pick_image, seedling
+
+COLUMNS = ("R", "G", "B", "threshold")
+JOB_KEY, RESULT_KEY, DEST_KEY = "bg_job_id", "bg_folder_result", "bg_dest_dirs"
 
 wide_layout()
-st.title("background")
-st.info("Being built.")
+st.title("Background removal")
+st.caption(
+    "The plant seedlings chapter keeps only what is leaf-green before training: it measures how far every "
+    "pixel's colour is from a few leaf greens, keeps the close ones, cleans the mask with a median blur and "
+    "paints the rest black, so that the network learns leaves, not soil. Try it here, then on a whole folder."
+)
+st.session_state.setdefault("session_id", uuid.uuid4().hex)  # shared with the Train page: one job per session
+manager = jobs.default_manager()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def compute(img, method: str, params: dict, median: int):
+    """The raw mask, the cleaned mask, the overlay and the result (cached: GrabCut takes a while)."""
+    raw = bg.plant_mask(img, method, **params)
+    mask = bg.clean_mask(raw, median)
+    return {"mask": mask, "overlay": bg.overlay(img, mask), "after": bg.remove_background(img, mask, median=0),
+            "kept": bg.kept_fraction(mask)}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def margins(img, method: str, targets, lightness_weight: float):
+    return bg.distance_margins(img, method, targets, lightness_weight=lightness_weight)
+
+
+def true_mask(img, caption: str):
+    """The true leaf mask when the image is a synthetic seedling (its maker knows it), else None.
+
+    ui.image_source.pick_image returns no mask: the seedling is found again from its widgets' values."""
+    if (st.session_state.get("bg_source") or "Seedling") != "Seedling":
+        return None
+    kind, seed = st.session_state.get("bg_kind"), st.session_state.get("bg_seed")
+    if kind is None or seed is None or caption != f"synthetic seedling ({kind} #{int(seed)})":
+        return None
+    truth = seedling(int(seed), 256, kind)[1]
+    return truth if truth.shape == img.shape[:2] else None
+
+
+# ============================================================================ 1. image
+st.subheader("1 · Image", divider="gray")
+raw, caption = pick_image("bg")
+side = st.slider("Working size (longest side, px)", 256, 512, 384, step=32, key="bg_side",
+                 help="Large photographs are shrunk to this size so that every edit answers at once. "
+                      "The folder run below works on the images at their own size.")
+img = images.fit_within(raw, side)
+truth = true_mask(img, caption)
+
+# ============================================================================ 2. method
+st.subheader("2 · Method", divider="gray")
+method = st.segmented_control(
+    "Method", bg.METHODS, default="rgb", format_func=bg.METHOD_TITLES.get, key="bg_method",
+    help="How a pixel is judged to be plant: by its colour (three ways) or by GrabCut, which needs a rectangle.",
+) or "rgb"
+st.markdown(bg.describe_method(method))
+
+# ============================================================================ 3. parameters
+st.subheader("3 · Parameters", divider="gray")
+
+
+def default_rows(targets):
+    return [{"R": int(c[0]), "G": int(c[1]), "B": int(c[2]), "threshold": float(t)} for c, t in targets]
+
+
+def reset_table(prefix: str, defaults) -> None:
+    """Back to the default targets: a new editor key drops the edits."""
+    st.session_state[f"bg_{prefix}_rows"] = default_rows(defaults)
+    st.session_state[f"bg_{prefix}_version"] = st.session_state.get(f"bg_{prefix}_version", 0) + 1
+
+
+def swatches(targets) -> None:
+    chips = []
+    for (r, g, b), t in targets:
+        colour = f"#{int(r):02x}{int(g):02x}{int(b):02x}"
+        chips.append(f'<span style="display:inline-block;width:1.3em;height:1.3em;border-radius:3px;'
+                     f'vertical-align:middle;border:1px solid #8884;background:{colour}"></span> '
+                     f'<code>{colour}</code> &lt; {t:g}')
+    st.markdown("  \n".join(chips), unsafe_allow_html=True)
+
+
+def target_table(prefix: str, defaults, max_threshold: float, unit: str):
+    """An editable table of target colours; returns the checked targets, or None (the error is shown)."""
+    base, version = f"bg_{prefix}_rows", f"bg_{prefix}_version"
+    if base not in st.session_state:
+        st.session_state[base] = default_rows(defaults)
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    edited = left.data_editor(
+        pd.DataFrame(st.session_state[base], columns=list(COLUMNS)), num_rows="dynamic", hide_index=True,
+        key=f"bg_{prefix}_table_v{st.session_state.get(version, 0)}", width="stretch",
+        column_config={
+            **{c: st.column_config.NumberColumn(c, min_value=0, max_value=255, step=1, format="%d",
+                                                help=f"The target colour's {c} value, 0 to 255.") for c in "RGB"},
+            "threshold": st.column_config.NumberColumn(
+                "threshold", min_value=0.0, max_value=max_threshold, step=1.0, format="%g",
+                help=f"Pixels closer than this to the colour are kept ({unit}; above 0, at most {max_threshold:g})."),
+        },
+    )
+    with right:
+        try:
+            targets = bg.targets_from_rows(edited, max_threshold=max_threshold)
+        except CvcoreError as err:
+            targets = None
+            show_error(err, "Fix the cell (or delete the row); your other settings are kept.")
+        else:
+            swatches(targets)
+        st.button("Reset the targets", key=f"bg_{prefix}_reset", on_click=reset_table, args=(prefix, defaults),
+                  icon=":material/restart_alt:", help="Back to the default leaf greens, dropping your edits.")
+    return targets
+
+
+params = {}
+if method == "rgb":
+    st.caption("One row per target colour; add rows for other greens, delete the ones you do not need. "
+               "A pixel is kept when its redmean distance to *any* target is below that target's threshold.")
+    targets = target_table("rgb", bg.DEFAULT_TARGETS, bg.MAX_RGB_THRESHOLD, "redmean distance, 0 to ~765")
+    params = {"targets": targets}
+elif method == "cieluv":
+    st.caption("The same target colours, compared in CIELUV; thresholds are ΔE*uv (about 1 is a "
+               "just-noticeable difference, so they are smaller than the RGB ones).")
+    targets = target_table("luv", bg.DEFAULT_LUV_TARGETS, bg.MAX_LUV_THRESHOLD, "ΔE*uv")
+    weight = st.slider("Lightness weight", 0.0, 1.0, 1.0, 0.05, key="bg_luv_lightness",
+                       help="How much differences in lightness (L*) count: 1 is plain ΔE*uv; 0 compares only the "
+                            "colour (u*, v*), so leaves in shadow still match.")
+    params = {"targets": targets, "lightness_weight": weight}
+elif method == "hsv":
+    h0, s0, v0 = bg.DEFAULT_HSV["hue"], bg.DEFAULT_HSV["saturation"], bg.DEFAULT_HSV["value"]
+    c1, c2, c3 = st.columns(3)
+    hue = c1.slider("Hue (degrees)", 0, 360, (int(h0[0]), int(h0[1])), key="bg_hue",
+                    help="0 red, 60 yellow, 120 green, 180 cyan, 240 blue, 300 magenta. (OpenCV's 8-bit HSV "
+                         "stores half of it, 0 to 179.)")
+    wrap = c1.toggle("Outside this range instead (wraps through red)", key="bg_hue_wrap",
+                     help="Keeps hues from the high end round through 0 to the low end: reds, say.")
+    sat = c2.slider("Saturation (%)", 0, 100, (int(s0[0]), int(s0[1])), key="bg_sat",
+                    help="0 is grey, 100 the purest colour. Soil and pebbles are greyish; leaves are not.")
+    val = c3.slider("Value (%)", 0, 100, (int(v0[0]), int(v0[1])), key="bg_val",
+                    help="Brightness: 0 is black. A minimum drops dark soil whose hue is noise.")
+    params = {"hue": (hue[1], hue[0]) if wrap else hue, "saturation": sat, "value": val}
+else:
+    fx, fy, fw, fh = bg.DEFAULT_RECT_FRACTION
+    c1, c2, c3 = st.columns([2, 2, 1])
+    xs = c1.slider("Rectangle: left to right (% of the width)", 0, 100, (round(fx * 100), round((fx + fw) * 100)),
+                   key="bg_gc_x", help="GrabCut treats everything outside the rectangle as background.")
+    ys = c2.slider("Rectangle: top to bottom (% of the height)", 0, 100, (round(fy * 100), round((fy + fh) * 100)),
+                   key="bg_gc_y", help="Draw it around the plant, with a little soil inside.")
+    iterations = int(c3.number_input("Iterations", 1, bg.MAX_ITERATIONS, bg.DEFAULT_ITERATIONS, key="bg_gc_iter",
+                                     help="Rounds of fitting the colour models and cutting; more is slower."))
+    params = {"rect_fraction": (xs[0] / 100, ys[0] / 100, (xs[1] - xs[0]) / 100, (ys[1] - ys[0]) / 100),
+              "iterations": iterations}
+median = st.columns([1, 2])[0].number_input(
+    "Median blur of the mask (odd size; 1 = none)", 1, bg.MAX_MEDIAN, 5, step=2, key="bg_median",
+    help="Each mask pixel takes the majority of its size x size neighbours: lone specks of soil vanish and "
+         "pinholes in leaves fill. A size wider than a thin leaf erases it; at 256 px, 5 is a good start.")
+
+valid = params.get("targets", ()) is not None  # a bad table cell: its message is shown above
+if valid:
+    try:
+        params = bg.validate_params(method, **params, median=median)
+        params["median"] = 0  # the blur is applied once, below, to the mask that is shown
+        result = compute(img, method, params, int(median))
+    except CvcoreError as err:
+        valid = False
+        show_error(err, "Your settings are kept; change the value to see the result again.")
+
+# ============================================================================ 4. result
+st.subheader("4 · What the mask keeps", divider="gray")
+if valid:
+    h, w = img.shape[:2]
+    figs = [plots.image(result["overlay"], "Mask over the image (kept: magenta)", height=330),
+            plots.image(img, f"Before: {caption}", height=330),
+            plots.image(result["after"], "After: leaves on black", height=330)]
+    if method == "grabcut":
+        x, y, rw, rh = bg.rect_from_fraction(params["rect_fraction"], img.shape)
+        for fig in figs[:2]:
+            plots.add_window(fig, y, x, rh, rw, color="#ffd92f")
+    for col, fig, key in zip(st.columns(3), figs, ("bg_overlay_fig", "bg_before_fig", "bg_after_fig")):
+        col.plotly_chart(fig, key=key)
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Pixels kept", f"{result['kept']:.1%}", help="The share of the image under the cleaned mask.",
+                  width="content")
+        st.metric("Image", f"{h} x {w}", width="content")
+        if truth is not None:
+            st.metric("IoU with the true leaves", f"{bg.iou(result['mask'], truth):.3f}", width="content",
+                      help="A synthetic seedling's maker knows where its leaves are: intersection over union "
+                           "of the mask and the true leaves (1 is perfect).")
+    if method in ("rgb", "cieluv") and st.toggle(
+            "Show each target's distance map", key="bg_show_margins",
+            help="Distance to the target minus its threshold: blue pixels are within the threshold (kept; deep "
+                 "blue is the target colour itself), white at the threshold, red beyond it."):
+        maps = margins(img, method, params["targets"], params.get("lightness_weight", 1.0))
+        titles = [f"#{int(r):02x}{int(g):02x}{int(b):02x}, threshold {t:g}" for (r, g, b), t in params["targets"]]
+        st.plotly_chart(plots.map_grid(maps, titles, columns=min(len(maps), 4),
+                                       zmaxes=[t for _, t in params["targets"]]), key="bg_margins_fig")
+else:
+    st.info("Fix the parameter above to see the mask.", icon=":material/tune:")
+
+# ============================================================================ 5. folder
+st.subheader("5 · Apply to a whole folder", divider="gray")
+st.caption("The same method and parameters over every image of the data set loaded on the Data page, written as "
+           "PNGs into a new folder of this session (class folders kept; the originals are never touched).")
+
+
+def output_base() -> Path:
+    """This session's private folder (the Data page's), or a temporary one until it exists."""
+    session_dir = getattr(datasets, "session_dir", None)
+    if session_dir is not None:
+        try:
+            return Path(session_dir())
+        except NotImplementedError:
+            pass
+    if "bg_tmp_base" not in st.session_state:
+        st.session_state["bg_tmp_base"] = tempfile.mkdtemp(prefix="cvx-background-")
+    return Path(st.session_state["bg_tmp_base"])
+
+
+def start_folder_run(ds, method, params, median) -> None:
+    for old in st.session_state.get(DEST_KEY, []):  # one result kept per session: disk is shared
+        shutil.rmtree(old, ignore_errors=True)
+    base = output_base()
+    base.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(ds.name)).strip("-") or "dataset"
+    dest = Path(tempfile.mkdtemp(prefix=f"{slug}-no-background-", dir=base))
+    files, root = list(ds.files), Path(ds.root)
+    folder_params = dict(params)
+    folder_params.pop("rect", None)  # GrabCut over images of any size: the rectangle as fractions
+
+    def work(ctx):
+        return bg.remove_background_folder(
+            files, root, dest, method=method, params=folder_params, median=median,
+            on_progress=lambda done, total: ctx.report({"done": done, "total": total}),
+            should_stop=ctx.should_stop)
+
+    try:
+        job = manager.submit(st.session_state["session_id"], work, name=f"background removal of {ds.name}")
+    except CvcoreError as err:
+        shutil.rmtree(dest, ignore_errors=True)
+        st.session_state["bg_submit_error"] = str(err)
+        return
+    st.session_state[DEST_KEY] = [str(dest)]
+    st.session_state[JOB_KEY] = job.id
+    st.session_state.pop(RESULT_KEY, None)
+
+
+ds = datasets.current_dataset()
+active = manager.active_job(st.session_state["session_id"])
+if ds is None:
+    st.info("No data set is loaded in this session: load one on the Data page, then come back here to remove "
+            "the background of all its images.", icon=":material/folder_open:")
+else:
+    st.markdown(f"Data set **{ds.name}**: {len(ds.files):,} image{'' if len(ds.files) == 1 else 's'}. Method and "
+                f"parameters as above: {bg.METHOD_TITLES[method]}, median blur {int(median)}.")
+    st.button("Remove the background of every image", type="primary", icon=":material/play_arrow:",
+              key="bg_folder_run", on_click=start_folder_run, args=(ds, method, params, int(median)),
+              disabled=not valid or active is not None or not ds.files,
+              help="Runs in the background with a progress bar and a Stop button; you can keep using the page.")
+if st.session_state.get("bg_submit_error"):
+    st.error(st.session_state.pop("bg_submit_error"), icon=":material/error:")
+
+job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
+
+
+@st.fragment(run_every=0.5 if job is not None and job.active else None)
+def folder_progress():
+    current = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
+    if current is None:
+        return
+    if current.status == "queued":
+        st.info(f"Queued behind other sessions' work: position {current.queue_position()}. It starts by itself.",
+                icon=":material/hourglass_top:")
+        st.button("Stop", icon=":material/stop:", key="bg_stop_queued", on_click=current.stop)
+    elif current.active:
+        p = current.progress
+        done, total = int(p.get("done", 0)), max(int(p.get("total", 1) or 1), 1)
+        st.progress(min(done / total, 1.0), text=f"{done:,} of {total:,} images")
+        st.button("Stop", icon=":material/stop:", key="bg_stop",
+                  on_click=current.stop, help="Ends the run after the current image; what was written is kept.")
+    else:
+        if current.status == "failed":
+            st.session_state["bg_failed"] = current.error
+        else:
+            st.session_state[RESULT_KEY] = current.result
+        st.session_state.pop(JOB_KEY, None)
+        st.rerun()  # the whole page: the summary and the download appear below
+
+
+with st.container():  # the polling fragment in a container of its own
+    folder_progress()
+
+if st.session_state.get("bg_failed"):
+    st.error(f"The folder run failed: {st.session_state.pop('bg_failed')}", icon=":material/error:")
+summary = st.session_state.get(RESULT_KEY)
+if summary is not None:
+    (st.warning if summary.stopped or summary.skipped else st.success)(summary.describe())
+    if summary.written and Path(summary.dest).is_dir():
+        st.download_button("Download the images (zip)", data=lambda: bg.zip_folder(summary.dest),
+                           file_name=f"{Path(summary.dest).name.rsplit('-', 1)[0]}.zip", mime="application/zip",
+                           icon=":material/download:", key="bg_download",
+                           help="Class folders of PNGs, leaves on black, ready for the Data page or Keras.")
+    if summary.skipped:
+        st.dataframe(pd.DataFrame(summary.skipped, columns=["file", "why it was skipped"]), hide_index=True,
+                     key="bg_skipped")

@@ -1,0 +1,200 @@
+"""The Background removal page under Streamlit's AppTest: defaults, every method, bad input, the folder run."""
+import time
+from types import SimpleNamespace
+
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cvcore import jobs
+from cvcore.samples import seedling_photo
+from ui import datasets
+
+PAGE = "../pages/background.py"
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(tmp_path, monkeypatch):
+    st.cache_data.clear()
+    # the session's private folder, as the Data page will provide it
+    monkeypatch.setattr(datasets, "session_dir", lambda: tmp_path / "session", raising=False)
+    yield
+
+
+def run(at=None):
+    at = (AppTest.from_file(PAGE, default_timeout=TIMEOUT) if at is None else at).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def errors(at):
+    return " ".join(e.value for e in at.error)
+
+
+def test_defaults_show_the_mask_and_the_iou_with_the_true_leaves():
+    at = run()
+    assert at.title[0].value == "Background removal"
+    assert at.segmented_control(key="bg_method").value == "rgb"
+    m = metrics(at)
+    assert float(m["IoU with the true leaves"]) >= 0.8
+    assert m["Pixels kept"].endswith("%") and m["Image"] == "256 x 256"
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(charts) == 3 and "Mask over the image" in charts[0] and "After" in charts[2]
+    assert len(at.data_editor) == 1 and at.data_editor[0].value.shape == (4, 4)  # the default targets
+    assert "load one on the Data page" in " ".join(i.value for i in at.info)
+    assert not at.error
+
+
+@pytest.mark.parametrize("method", ["cieluv", "hsv", "grabcut"])
+def test_every_method_renders(method):
+    at = run()
+    at.segmented_control(key="bg_method").set_value(method).run()
+    assert_clean(at)
+    assert not at.error
+    assert float(metrics(at)["IoU with the true leaves"]) >= 0.6
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_other_leaf_shapes_and_a_photograph():
+    at = run()
+    at.selectbox(key="bg_kind").set_value("grass").run()
+    assert_clean(at)
+    assert float(metrics(at)["IoU with the true leaves"]) >= 0.8
+    at.segmented_control(key="bg_source").set_value("Photo").run()
+    assert_clean(at)
+    assert "IoU with the true leaves" not in metrics(at)  # no truth for a photograph
+    assert metrics(at)["Image"].startswith("384") or metrics(at)["Image"].endswith("384")
+
+
+def test_an_even_median_shows_an_error_and_keeps_the_settings():
+    at = run()
+    at.segmented_control(key="bg_method").set_value("hsv").run()
+    at.slider(key="bg_hue").set_value((70, 150)).run()
+    at.number_input(key="bg_median").set_value(4).run()
+    assert_clean(at)
+    assert "`median`" in errors(at) and "received 4" in errors(at)
+    assert "Pixels kept" not in metrics(at)
+    assert at.slider(key="bg_hue").value == (70, 150) and at.segmented_control(key="bg_method").value == "hsv"
+    at.number_input(key="bg_median").set_value(7).run()
+    assert_clean(at)
+    assert not at.error and "Pixels kept" in metrics(at)
+
+
+def edit_table(at, key, edits, deleted=()):
+    at.session_state[key] = {"edited_rows": edits, "added_rows": [], "deleted_rows": list(deleted)}
+    return at.run()
+
+
+def test_a_bad_table_cell_shows_an_error_not_a_traceback():
+    at = run()
+    edit_table(at, "bg_rgb_table_v0", {1: {"G": "abc"}})  # the grid's number column turns text into nothing
+    assert_clean(at)
+    assert "Target row 2, column G" in errors(at)
+    assert "Pixels kept" not in metrics(at)
+    edit_table(at, "bg_rgb_table_v0", {1: {"G": 999}})
+    assert "Target row 2, column G is 999" in errors(at)
+    edit_table(at, "bg_rgb_table_v0", {}, deleted=[0, 1, 2, 3])
+    assert_clean(at)
+    assert "empty" in errors(at)
+    at.button(key="bg_rgb_reset").click().run()
+    assert_clean(at)
+    assert not at.error and at.data_editor[0].value.shape == (4, 4)
+
+
+def test_an_edited_target_changes_the_mask():
+    at = run()
+    before = metrics(at)["Pixels kept"]
+    edit_table(at, "bg_rgb_table_v0", {i: {"threshold": 1} for i in range(4)})
+    assert_clean(at)
+    assert not at.error and metrics(at)["Pixels kept"] != before
+
+
+def test_a_grabcut_rectangle_over_the_whole_image_is_refused():
+    at = run()
+    at.segmented_control(key="bg_method").set_value("grabcut").run()
+    at.slider(key="bg_gc_x").set_value((0, 100)).run()
+    at.slider(key="bg_gc_y").set_value((0, 100)).run()
+    assert_clean(at)
+    assert "covers the whole image" in errors(at)
+    at.slider(key="bg_gc_x").set_value((20, 20)).run()
+    assert_clean(at)
+    assert "rect_fraction w" in errors(at)
+
+
+def test_the_folder_section_asks_for_a_data_set():
+    at = run()
+    assert "No data set is loaded" in " ".join(i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "bg_folder_run"]
+
+
+def test_a_whole_folder_runs_in_the_background(tmp_path):
+    src = tmp_path / "seedlings"
+    for i in range(3):
+        (src / "rosette").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(seedling_photo(seed=i, size=48, kind="rosette")[0]).save(src / "rosette" / f"{i}.png")
+    (src / "rosette" / "notes.jpg").write_text("not a picture")
+    files = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=src, files=files, name="tiny seedlings")
+    run(at)
+    assert "tiny seedlings" in " ".join(m.value for m in at.markdown)
+    at.button(key="bg_folder_run").click().run()
+    assert_clean(at)
+    deadline = time.time() + 30  # the page polls the job; it may have finished within the click's own run
+    while "bg_folder_result" not in at.session_state and time.time() < deadline:
+        at.run()
+    assert_clean(at)
+    summary = at.session_state["bg_folder_result"]
+    assert len(summary.written) == 3 and [p for p, _ in summary.skipped] == ["rosette/notes.jpg"]
+    assert summary.dest.parent == tmp_path / "session"  # the session's own folder
+    assert sorted(p.name for p in summary.dest.rglob("*.png")) == ["0.png", "1.png", "2.png"]
+    assert "Wrote 3 of 4 images" in " ".join(w.value for w in at.warning)
+    assert at.get("download_button")
+    assert sorted(p.name for p in src.rglob("*")) == ["0.png", "1.png", "2.png", "notes.jpg", "rosette"]
+
+
+def test_a_folder_run_shows_progress_and_stops_on_request(tmp_path, monkeypatch):
+    from cvcore import background
+
+    def slow_run(files, src_root, dest_root, *, on_progress, should_stop, **kwargs):
+        on_progress(1, 10)
+        deadline = time.time() + 30
+        while not should_stop() and time.time() < deadline:
+            time.sleep(0.01)
+        return background.FolderSummary(dest=dest_root, total=10, written=["a/0.png"], stopped=True, seconds=0.2)
+
+    monkeypatch.setattr(background, "remove_background_folder", slow_run)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=tmp_path, files=["a/0.png"] * 10, name="ten")
+    run(at)
+    at.button(key="bg_folder_run").click().run()
+    assert_clean(at)
+    assert "1 of 10 images" in " ".join(str(p.proto.text) for p in at.get("progress"))
+    assert next(b for b in at.button if b.key == "bg_folder_run").disabled  # one run at a time
+    job = jobs.default_manager().get(at.session_state["bg_job_id"])
+    assert job.active
+    at.button(key="bg_stop").click().run()
+    assert job.wait(30) and job.status == "stopped"
+    deadline = time.time() + 30
+    while "bg_folder_result" not in at.session_state and time.time() < deadline:
+        at.run()
+    assert_clean(at)
+    assert "Stopped early" in " ".join(w.value for w in at.warning)
+
+
+def test_the_distance_maps_of_the_targets():
+    at = run()
+    at.toggle(key="bg_show_margins").set_value(True).run()
+    assert_clean(at)
+    charts = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(charts) == 4 and "#467828, threshold 70" in charts[3] and "#82b92d, threshold 80" in charts[3]
