@@ -759,8 +759,10 @@ class FolderSummary:
         total: images asked for.
         written: the PNGs written, as paths relative to ``dest`` (POSIX style).
         skipped: ``(path, reason)`` for every input not written (unreadable, outside the folder).
-        stopped: True when a stop request ended the run early (what was written stays).
+        stopped: True when the run ended early, on a stop request or at ``max_bytes`` (what was written stays).
         seconds: how long it took.
+        bytes_written: the size of the PNGs written.
+        full: True when the run stopped because the next PNG would pass ``max_bytes``.
     """
 
     dest: Path
@@ -769,6 +771,8 @@ class FolderSummary:
     skipped: list = field(default_factory=list)
     stopped: bool = False
     seconds: float = 0.0
+    bytes_written: int = 0
+    full: bool = False
 
     def describe(self) -> str:
         """One sentence for people, e.g. "Wrote 118 of 120 images in 3.2 s; 2 skipped."
@@ -780,6 +784,8 @@ class FolderSummary:
         text = f"wrote {len(self.written)} of {self.total} images in {self.seconds:.1f} s"
         if self.skipped:
             text += f"; {len(self.skipped)} skipped"
+        if self.full:
+            return f"Stopped when the space allowed was full: {text}; the images written so far are kept."
         if self.stopped:
             return f"Stopped early: {text}; the images written so far are kept."
         return text[0].upper() + text[1:] + "."
@@ -843,7 +849,8 @@ def _output_names(rels) -> list:
 
 
 def remove_background_folder(files, src_root, dest_root, *, method: str = "rgb", params=None, median: int = 9,
-                             on_progress=None, should_stop=None, max_pixels: int | None = None) -> FolderSummary:
+                             on_progress=None, should_stop=None, max_pixels: int | None = None,
+                             max_bytes: int | None = None) -> FolderSummary:
     """Remove the background of every image of a folder, written as PNGs into a new folder.
 
     Class subfolders are kept: ``src_root/<class>/x.jpg`` becomes
@@ -867,6 +874,8 @@ def remove_background_folder(files, src_root, dest_root, *, method: str = "rgb",
         should_stop: called before every image; when it returns True the run
             ends there, keeping what was written (``summary.stopped``).
         max_pixels: the largest image accepted (default: load_image's, 40 megapixels).
+        max_bytes: the most bytes of PNGs to write (a session's disk quota); the run stops,
+            keeping what it wrote, before a PNG would pass it (``summary.full``). None: no limit.
 
     Returns:
         A :class:`FolderSummary`.
@@ -896,6 +905,7 @@ def remove_background_folder(files, src_root, dest_root, *, method: str = "rgb",
     p = validate_params(method, **(params or {}))
     k = _check_median(median)
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else _int(max_pixels, "max_pixels", 1, 1 << 40)
+    room = None if max_bytes is None else _int(max_bytes, "max_bytes", 0, 1 << 62)
     for name, fn in (("on_progress", on_progress), ("should_stop", should_stop)):
         if fn is not None and not callable(fn):
             raise BackgroundError(f"`{name}` must be a function or None; received {fn!r}.")
@@ -928,11 +938,15 @@ def remove_background_folder(files, src_root, dest_root, *, method: str = "rgb",
             ok, png = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
             if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
                 reason = "the PNG could not be encoded"
+            elif room is not None and summary.bytes_written + png.nbytes > room:
+                summary.stopped = summary.full = True
+                break
             else:
                 path = dest / Path(*target.parts)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(png.tobytes())
                 summary.written.append(str(target))
+                summary.bytes_written += int(png.nbytes)
         if reason is not None:
             summary.skipped.append((str(name), reason))
         if on_progress is not None:

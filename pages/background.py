@@ -225,26 +225,34 @@ st.caption("The same method and parameters over every image of the data set load
            "PNGs into a new folder of this session (class folders kept; the originals are never touched).")
 
 
-def output_base() -> Path:
-    """This session's private folder (the Data page's), or a temporary one until it exists."""
+def new_output_folder(prefix: str):
+    """A new folder in this session's private workspace and the bytes it may still take (None: no
+    quota), falling back to the session folder, or to a temporary one, where the workspace is missing."""
+    workspace = getattr(datasets, "session_workspace", None)
+    if workspace is not None:
+        ws = workspace()
+        return ws.new_folder(prefix), ws.room_left()
     session_dir = getattr(datasets, "session_dir", None)
     if session_dir is not None:
-        try:
-            return Path(session_dir())
-        except NotImplementedError:
-            pass
-    if "bg_tmp_base" not in st.session_state:
-        st.session_state["bg_tmp_base"] = tempfile.mkdtemp(prefix="cvx-background-")
-    return Path(st.session_state["bg_tmp_base"])
+        base = Path(session_dir())
+    else:
+        if "bg_tmp_base" not in st.session_state:
+            st.session_state["bg_tmp_base"] = tempfile.mkdtemp(prefix="cvx-background-")
+        base = Path(st.session_state["bg_tmp_base"])
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=base)), None
 
 
 def start_folder_run(ds, method, params, median) -> None:
-    for old in st.session_state.get(DEST_KEY, []):  # one result kept per session: disk is shared
+    for old in st.session_state.get(DEST_KEY, []):  # one result kept per session: the disk is shared
         shutil.rmtree(old, ignore_errors=True)
-    base = output_base()
-    base.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(ds.name)).strip("-") or "dataset"
-    dest = Path(tempfile.mkdtemp(prefix=f"{slug}-no-background-", dir=base))
+    st.session_state.pop(DEST_KEY, None)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(ds.name)).strip("-")[:24] or "dataset"
+    try:
+        dest, room = new_output_folder(f"{slug}-no-background")
+    except CvcoreError as err:
+        st.session_state["bg_submit_error"] = str(err)
+        return
     files, root = list(ds.files), Path(ds.root)
     folder_params = dict(params)
     folder_params.pop("rect", None)  # GrabCut over images of any size: the rectangle as fractions
@@ -253,7 +261,7 @@ def start_folder_run(ds, method, params, median) -> None:
         return bg.remove_background_folder(
             files, root, dest, method=method, params=folder_params, median=median,
             on_progress=lambda done, total: ctx.report({"done": done, "total": total}),
-            should_stop=ctx.should_stop)
+            should_stop=ctx.should_stop, max_bytes=room)
 
     try:
         job = manager.submit(st.session_state["session_id"], work, name=f"background removal of {ds.name}")

@@ -340,3 +340,13 @@ def test_folder_grabcut_with_a_rectangle_in_fractions(folder, tmp_path):
     summary = bg.remove_background_folder(files[-3:], src, tmp_path / "out", method="grabcut",
                                           params={"rect_fraction": (0.15, 0.15, 0.7, 0.7), "iterations": 2})
     assert summary.written == ["round-leaf/0.png", "round-leaf/1.png", "round-leaf/2.png"]
+
+
+def test_folder_stops_before_passing_its_byte_limit(folder, tmp_path):
+    src, files = folder
+    pngs = [f for f in files if f.startswith("round-leaf")]
+    one = bg.remove_background_folder(pngs[:1], src, tmp_path / "one").bytes_written
+    summary = bg.remove_background_folder(pngs, src, tmp_path / "out", max_bytes=2 * one + 1)
+    assert summary.full and summary.stopped and len(summary.written) in (1, 2)
+    assert summary.bytes_written <= 2 * one + 1 and "space allowed was full" in summary.describe()
+    assert sum(p.stat().st_size for p in (tmp_path / "out").rglob("*.png")) == summary.bytes_written

@@ -18,8 +18,7 @@ TIMEOUT = 60
 @pytest.fixture(autouse=True)
 def fresh_caches(tmp_path, monkeypatch):
     st.cache_data.clear()
-    # the session's private folder, as the Data page will provide it
-    monkeypatch.setattr(datasets, "session_dir", lambda: tmp_path / "session", raising=False)
+    monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "sessions"))  # where session workspaces are made
     yield
 
 
@@ -156,7 +155,9 @@ def test_a_whole_folder_runs_in_the_background(tmp_path):
     assert_clean(at)
     summary = at.session_state["bg_folder_result"]
     assert len(summary.written) == 3 and [p for p, _ in summary.skipped] == ["rosette/notes.jpg"]
-    assert summary.dest.parent == tmp_path / "session"  # the session's own folder
+    workspace = summary.dest.parent  # the session's own private folder
+    assert workspace.parent == tmp_path / "sessions" and workspace.name.startswith("session-")
+    assert summary.dest.name.startswith("tiny-seedlings-no-background-")
     assert sorted(p.name for p in summary.dest.rglob("*.png")) == ["0.png", "1.png", "2.png"]
     assert "Wrote 3 of 4 images" in " ".join(w.value for w in at.warning)
     assert at.get("download_button")
