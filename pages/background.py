@@ -20,7 +20,7 @@ from cvcore import images, jobs
 from cvcore.errors import CvcoreError
 from ui import datasets, plots
 from ui.common import show_error, wide_layout
-from ui.image_source import pick_image, seedling
+from ui.image_source import pick_image
 
 COLUMNS = ("R", "G", "B", "threshold")
 JOB_KEY, RESULT_KEY, DEST_KEY = "bg_job_id", "bg_folder_result", "bg_dest_dirs"
@@ -50,27 +50,15 @@ def margins(img, method: str, targets, lightness_weight: float):
     return bg.distance_margins(img, method, targets, lightness_weight=lightness_weight)
 
 
-def true_mask(img, caption: str):
-    """The true leaf mask when the image is a synthetic seedling (its maker knows it), else None.
-
-    ui.image_source.pick_image returns no mask: the seedling is found again from its widgets' values."""
-    if (st.session_state.get("bg_source") or "Seedling") != "Seedling":
-        return None
-    kind, seed = st.session_state.get("bg_kind"), st.session_state.get("bg_seed")
-    if kind is None or seed is None or caption != f"synthetic seedling ({kind} #{int(seed)})":
-        return None
-    truth = seedling(int(seed), 256, kind)[1]
-    return truth if truth.shape == img.shape[:2] else None
-
-
 # ============================================================================ 1. image
 st.subheader("1 · Image", divider="gray")
-raw, caption = pick_image("bg")
+raw, caption, truth = pick_image("bg", with_truth=True)
 side = st.slider("Working size (longest side, px)", 256, 512, 384, step=32, key="bg_side",
                  help="Large photographs are shrunk to this size so that every edit answers at once. "
                       "The folder run below works on the images at their own size.")
 img = images.fit_within(raw, side)
-truth = true_mask(img, caption)
+if truth is not None and truth.shape != img.shape[:2]:  # seedlings are 256 px, the smallest working size
+    truth = None
 
 # ============================================================================ 2. method
 st.subheader("2 · Method", divider="gray")

@@ -26,9 +26,17 @@ def seedling(seed: int, size: int, kind: str):
     return img, mask
 
 
-def pick_image(key: str, *, default: str = "Seedling"):
+def pick_image(key: str, *, default: str = "Seedling", with_truth: bool = False):
     """Widgets to choose one image; returns ``(uint8 H x W x 3, caption)``, or stops the page
-    with a hint when nothing is chosen yet. ``key`` prefixes every widget's key."""
+    with a hint when nothing is chosen yet. ``key`` prefixes every widget's key.
+
+    With ``with_truth``, returns ``(image, caption, truth)``: the true leaf mask (bool H x W) of a
+    synthetic seedling, which its maker knows, and None for every other source."""
+    picked = _pick(key, default)
+    return picked if with_truth else picked[:2]
+
+
+def _pick(key: str, default: str):
     source = st.segmented_control(
         "Source", SOURCES, default=default, key=f"{key}_source",
         help="A synthetic seedling on soil (made here, offline), an image of the data set loaded on the "
@@ -40,18 +48,18 @@ def pick_image(key: str, *, default: str = "Seedling"):
                             help="Synthetic seedlings: green leaves on brown soil with pebbles.")
         seed = int(c2.number_input("Picture number", 0, 9999, 0, key=f"{key}_seed",
                                    help="Each number draws another seedling."))
-        img, _ = seedling(seed, 256, kind)
-        return img, f"synthetic seedling ({kind} #{seed})"
+        img, mask = seedling(seed, 256, kind)
+        return img, f"synthetic seedling ({kind} #{seed})", mask
     if source == "Data set":
         ds = current_dataset()
         if ds is None:
             st.info("No data set is loaded in this session: load one on the Data page, or pick another source.",
                     icon=":material/folder_open:")
             st.stop()
-        return dataset_image(ds, key)
+        return (*dataset_image(ds, key), None)
     if source == "Photo":
         name = st.selectbox("Photograph", list(PHOTOS), key=f"{key}_photo", help="scikit-image's bundled photographs.")
-        return photo(name), name
+        return photo(name), name, None
     up = st.file_uploader("A PNG or JPEG image", type=["png", "jpg", "jpeg"], key=f"{key}_upload",
                           help=f"At most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels. It stays in this browser "
                                "session's memory and is never written to disk.")
@@ -59,7 +67,7 @@ def pick_image(key: str, *, default: str = "Seedling"):
         st.info("Upload an image to continue, or pick another source.", icon=":material/upload:")
         st.stop()
     try:
-        return np.asarray(load_image(up, max_pixels=MAX_UPLOAD_PIXELS)), up.name
+        return np.asarray(load_image(up, max_pixels=MAX_UPLOAD_PIXELS)), up.name, None
     except CvcoreError as err:
         show_error(err, "Try another file, or pick another source.")
         st.stop()
