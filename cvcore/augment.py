@@ -87,7 +87,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CvcoreError
+from .errors import AugmentError
 
 __all__ = [
     "AugmentError",
@@ -107,10 +107,6 @@ __all__ = [
     "recipe_code",
     "custom_objects",
 ]
-
-
-class AugmentError(CvcoreError):
-    """An augmentation recipe, batch or seed is malformed; the message names the value."""
 
 
 ENGINES = ("keras", "imgaug")
@@ -325,7 +321,7 @@ def validate_recipe(recipe) -> dict:
         >>> validate_recipe({"engine": "keras", "rotation_range": 400})
         Traceback (most recent call last):
         ...
-        cvcore.augment.AugmentError: `rotation_range` (the largest rotation, in degrees) must be a number from 0 to 180; received 400.
+        cvcore.errors.AugmentError: `rotation_range` (the largest rotation, in degrees) must be a number from 0 to 180; received 400.
     """
     if not isinstance(recipe, dict):
         _fail(f"`recipe` must be a dict with an \"engine\" key; received {type(recipe).__name__} {recipe!r:.80}.")

@@ -50,7 +50,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .errors import CvcoreError
+from .errors import BackgroundError, CvcoreError
 
 __all__ = [
     "BackgroundError",
@@ -85,10 +85,6 @@ __all__ = [
     "remove_background_folder",
     "zip_folder",
 ]
-
-
-class BackgroundError(CvcoreError):
-    """A background-removal argument cannot work; the message names it and the value received."""
 
 
 METHODS = ("rgb", "cieluv", "hsv", "grabcut")

@@ -17,6 +17,9 @@ __all__ = [
     "SpecError",
     "WeightsUnavailableError",
     "InvalidModelError",
+    "AugmentError",
+    "ImgaugUnavailableError",
+    "BackgroundError",
 ]
 
 
@@ -54,3 +57,15 @@ class WeightsUnavailableError(CvcoreError):
 
 class InvalidModelError(CvcoreError):
     """A model file cannot be loaded safely (not a .keras file, too large, or it holds code)."""
+
+
+class AugmentError(CvcoreError):
+    """An augmentation recipe, batch or seed is malformed; the message names the value."""
+
+
+class ImgaugUnavailableError(CvcoreError):
+    """imgaug is not installed, or cannot be imported here."""
+
+
+class BackgroundError(CvcoreError):
+    """A background-removal argument cannot work; the message names it and the value received."""

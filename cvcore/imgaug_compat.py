@@ -36,15 +36,11 @@ import types
 
 import numpy as np
 
-from .errors import CvcoreError
+from .errors import ImgaugUnavailableError
 
-__all__ = ["ImgaugUnavailableError", "import_imgaug", "available"]
+__all__ = ["ImgaugUnavailableError", "import_imgaug", "available"]  # the error lives in cvcore.errors
 
 _lock = threading.Lock()
-
-
-class ImgaugUnavailableError(CvcoreError):
-    """imgaug is not installed, or cannot be imported here."""
 
 
 def _sctypes() -> dict:
