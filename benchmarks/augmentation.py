@@ -21,6 +21,11 @@ made offline by :mod:`cvcore.samples`), with the seed recipes of
   AUTOTUNE).prefetch(...)``: the training path (issue 6), parallel over the
   machine's cores and overlapped with whatever consumes the batches.
 
+Then background removal over a folder of synthetic seedlings (256 x 256 PNG):
+:func:`cvcore.background.remove_background_folder` with each method, against a
+plain loop as the seed wrote it (cv2.imread, the redmean distance in float64
+numpy, cv2.medianBlur, cv2.imwrite; no caps or checks), the baseline.
+
 Every pipeline runs ``--batches`` batches (after a warm-up that pays tracing
 and first calls) and ``--repeats`` times, interleaved, so that a busy machine
 slows all alike; the median rate is printed with the ratios against both
@@ -197,20 +202,80 @@ def rate(make, pool, n, seed) -> float:
 
 
 # =============================================================================================
-# Background removal over a folder: TO BE FILLED IN by the engineer building cvcore.background
-# (issue 4, the Background removal page). Not implemented here on purpose: measure images per
-# second of removing the background of every image of a folder (the page's folder run) against
-# a plain baseline measured in the same run, and return the figures to print.
+# Background removal over a folder: the Background page's folder run
 # =============================================================================================
-def background_removal_over_folder(args) -> dict | None:
-    """STUB: background removal over a folder; returns None until it is written."""
-    return None
+FOLDER_SIDE = 256
+
+
+def _plain_seed_folder(files, src, dest) -> None:
+    """The plain baseline: the seed's own loop, cv2.imread, the redmean distance to the same leaf
+    greens in float64 numpy, cv2.medianBlur, cv2.imwrite; no caps, no checks, no summary."""
+    import cv2
+
+    from cvcore.background import DEFAULT_TARGETS
+
+    for rel in files:
+        bgr = cv2.imread(str(Path(src) / rel))
+        img = bgr[:, :, ::-1].astype(np.float64)
+        mask = np.zeros(img.shape[:2], bool)
+        for (r, g, b), threshold in DEFAULT_TARGETS:
+            rmean = (img[:, :, 0] + r) / 2
+            dist = np.sqrt((2 + rmean / 256) * (img[:, :, 0] - r) ** 2 + 4 * (img[:, :, 1] - g) ** 2
+                           + (2 + (255 - rmean) / 256) * (img[:, :, 2] - b) ** 2)
+            mask |= dist < threshold
+        mask = cv2.medianBlur(mask.astype(np.uint8) * 255, 5) > 0
+        out = Path(dest) / Path(rel).with_suffix(".png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(out), bgr * mask[:, :, None])
+
+
+def background_removal_over_folder(args) -> dict:
+    """Images per second of cvcore.background.remove_background_folder, per method, against the
+    seed's plain loop (same targets, no safety checks) measured in the same run."""
+    import shutil
+    import tempfile
+
+    from cvcore import background
+
+    work = Path(tempfile.mkdtemp(prefix="bench-bg-"))
+    try:
+        per_class = max(4, args.folder_images // 3)
+        src = samples.write_seedlings_folder(work / "src", per_class=per_class, size=FOLDER_SIDE)
+        files = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
+        few = files[:: max(1, len(files) // 24)]  # GrabCut is ~100x slower: a sample of the folder
+        cases = {
+            "seed's plain loop, rgb (baseline)": (files, None),
+            "rgb distance (the chapter's)": (files, "rgb"),
+            "CIELUV distance": (files, "cieluv"),
+            "HSV range": (files, "hsv"),
+            "GrabCut (10% inset rectangle)": (few, "grabcut"),
+        }
+        rates = {name: [] for name in cases}
+        warm = work / "warm"
+        background.remove_background_folder(files[:3], src, warm, method="rgb")  # first calls, imports
+        _plain_seed_folder(files[:3], src, warm / "plain")
+        for run in range(args.repeats):
+            for name, (subset, method) in cases.items():
+                dest = work / f"out-{run}-{len(rates[name])}-{method}"
+                start = time.perf_counter()
+                if method is None:
+                    _plain_seed_folder(subset, src, dest)
+                else:
+                    summary = background.remove_background_folder(subset, src, dest, method=method, median=5)
+                    assert len(summary.written) == len(subset), summary.describe()
+                rates[name].append(len(subset) / (time.perf_counter() - start))
+                shutil.rmtree(dest, ignore_errors=True)
+        return {name: statistics.median(v) for name, v in rates.items()}, len(files)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20, help="timed batches of 32 per pipeline and repeat (20)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each pipeline, interleaved (3)")
+    parser.add_argument("--folder-images", type=int, default=240,
+                        help="synthetic seedlings (256 px PNG) in the background-removal folder (240)")
     args = parser.parse_args(argv)
     info = device.configure()
     pool = make_pool()
@@ -231,10 +296,13 @@ def main(argv=None):
     print(f"\nAugmenting 1,000 images ({math.ceil(1000 / BATCH)} batches) takes "
           f"{1000 / med['Keras layers, tf.data map']:.1f} s with the Keras layers in tf.data and "
           f"{1000 / med['imgaug, README recipe']:.1f} s with imgaug.")
-    background = background_removal_over_folder(args)
-    print("\nBackground removal over a folder: " + ("not measured yet (stub)." if background is None else
-                                                  str(background)))
-
+    background, n = background_removal_over_folder(args)
+    plain = background["seed's plain loop, rgb (baseline)"]
+    print(f"\nBackground removal over a folder of {n} PNGs, {FOLDER_SIDE} x {FOLDER_SIDE} (read, mask, median 5, "
+          "write PNG), median of runs:")
+    print(f"  {'method':38s} {'images/s':>9s}  {'vs the seed plain loop':>22s}")
+    for name, value in background.items():
+        print(f"  {name:38s} {value:9.0f}  {value / plain:21.2f}x")
 
 if __name__ == "__main__":
     main()
