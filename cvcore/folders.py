@@ -331,6 +331,30 @@ class ImageDataset:
                    split=split, sizes=np.asarray(scan.sizes), file_stats=list(scan.file_stats),
                    unreadable=list(scan.unreadable), source=source)
 
+    @classmethod
+    def from_scan_like(cls, scan: FolderScan, like: "ImageDataset", *, name: str | None = None,
+                       source: str = "derived") -> "ImageDataset":
+        """A data set from a scan of images derived one by one from ``like``'s (background removed,
+        say), keeping ``like``'s split: a derived file is in validation when the file it came from was.
+
+        Files are matched by class folder and name without extension (``rose/1.jpg`` ->
+        ``rose/1.png``, or ``rose/1_jpg.png``, the name a folder run gives when ``1.png`` is taken);
+        a file with no match goes to training.
+
+        Example:
+            >>> # ds = ImageDataset.from_scan_like(scan_image_folder(cleaned), original)  # doctest: +SKIP
+        """
+        origin = {}
+        for rel, val in zip(like.files, like.validation.tolist()):
+            stem, _, ext = rel.rpartition(".")
+            origin[stem] = val
+            origin[f"{stem}_{ext}"] = val
+        validation = np.array([origin.get(rel.rpartition(".")[0], False) for rel in scan.files], bool)
+        ds = cls.from_scan(scan, name=name, source=source, fraction=0.0)
+        ds.validation = validation
+        ds.split = dict(like.split, derived_from=like.name)
+        return ds
+
     def resplit(self, *, per_class: int | None = None, fraction: float | None = None, seed: int = 0) -> "ImageDataset":
         """The same images with a new split."""
         from dataclasses import replace

@@ -18,6 +18,7 @@ import streamlit as st
 from cvcore import background as bg
 from cvcore import images, jobs
 from cvcore.errors import CvcoreError
+from cvcore.folders import ImageDataset, scan_image_folder
 from ui import datasets, plots
 from ui.common import show_error, wide_layout
 from ui.image_source import pick_image
@@ -258,8 +259,19 @@ def start_folder_run(ds, method, params, median) -> None:
         st.session_state["bg_submit_error"] = str(err)
         return
     st.session_state[DEST_KEY] = [str(dest)]
+    st.session_state["bg_from"] = ds  # the cleaned folder keeps this data set's split
     st.session_state[JOB_KEY] = job.id
     st.session_state.pop(RESULT_KEY, None)
+
+
+def use_cleaned(dest, from_ds) -> None:
+    """The cleaned folder becomes the session's data set, with the split of the one it came from."""
+    try:
+        cleaned = ImageDataset.from_scan_like(scan_image_folder(dest), from_ds, name=f"{from_ds.name} (background removed)")
+    except CvcoreError as err:
+        st.session_state["bg_use_error"] = str(err)
+    else:
+        datasets.set_dataset(cleaned)
 
 
 ds = datasets.current_dataset()
@@ -317,6 +329,18 @@ if summary is not None:
                            file_name=f"{Path(summary.dest).name.rsplit('-', 1)[0]}.zip", mime="application/zip",
                            icon=":material/download:", key="bg_download",
                            help="Class folders of PNGs, leaves on black, ready for the Data page or Keras.")
+        from_ds = st.session_state.get("bg_from")
+        if from_ds is not None:
+            st.button("Use the cleaned images as this session's data set", key="bg_use", icon=":material/swap_horiz:",
+                      on_click=use_cleaned, args=(summary.dest, from_ds),
+                      help=f"The Data, Augmentation and later pages then work on leaves on black, with the same "
+                           f"validation split as {from_ds.name}.")
+        if st.session_state.get("bg_use_error"):
+            show_error(CvcoreError(st.session_state.pop("bg_use_error")))
+        cleaned = datasets.current_dataset()
+        if cleaned is not None and cleaned.source == "derived" and Path(cleaned.root) == Path(summary.dest):
+            st.success(f"**{cleaned.name}** is this session's data set: {len(cleaned):,} images, "
+                       f"{int(cleaned.validation.sum()):,} in validation as before.", icon=":material/check_circle:")
     if summary.skipped:
         st.dataframe(pd.DataFrame(summary.skipped, columns=["file", "why it was skipped"]), hide_index=True,
                      key="bg_skipped")

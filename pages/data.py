@@ -19,7 +19,7 @@ from cvcore.folders import ImageDataset, find_dataset_roots, scan_image_folder
 from cvcore.workspace import state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
-from ui.datasets import current_dataset, manifest_path, server_folders, session_workspace, set_dataset, thumbnails
+from ui.datasets import DATASET_KEY, current_dataset, manifest_path, server_folders, session_workspace, set_dataset, thumbnails
 
 MAX_ZIP_FILES = 20_000
 MAX_ZIP_BYTES = 512 * 1024 * 1024
@@ -35,6 +35,17 @@ st.caption(
     "Load one here: it is checked file by file, split for validation without moving a file, and used "
     "by the Augmentation and Background removal pages of this session."
 )
+
+derived = current_dataset()
+if derived is not None and derived.source == "derived":  # made on the Background page: keep it until replaced
+    st.info(f"This session's data set is **{derived.name}**, made on the Background removal page: "
+            f"{len(derived):,} images, {int(derived.validation.sum()):,} of them in validation "
+            "(the split it was made from).", icon=":material/grass:")
+    st.plotly_chart(plots.class_counts(derived.counts), key="data_derived_counts")
+    st.button("Choose another data set", key="data_replace", icon=":material/folder_open:",
+              on_click=lambda: st.session_state.pop(DATASET_KEY, None),
+              help="Back to the demo, an upload or a server folder; the cleaned images stay until the session ends.")
+    st.stop()
 
 # ============================================================================ 1. source
 st.subheader("1 · Choose the images", divider="gray")
@@ -139,10 +150,13 @@ def stop_scan():
 
 
 c1, c2 = st.columns([1, 5])
-if c1.button("Scan again", key="data_rescan", icon=":material/refresh:",
-             help="Check every file again (after files were added or changed on the server)."):
+def scan_again():
     scans.pop(key, None)
     st.session_state.pop("data_scan_stopped", None)
+
+
+c1.button("Scan again", key="data_rescan", icon=":material/refresh:", on_click=scan_again,
+          help="Check every file again (after files were added or changed on the server).")
 if key not in scans:
     if st.session_state.get("data_scan_stopped") == key:
         st.warning("The scan was stopped; nothing was loaded. Press **Scan again** to start over.", icon=":material/stop_circle:")

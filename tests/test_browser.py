@@ -226,3 +226,29 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     wait_ready(page)
     page.locator('[data-testid="stDataFrame"]').wait_for(timeout=30_000)  # a canvas grid: its cells are not text
     shoot(page, "data-unreadable-files")
+    # The same browser session: the Augmentation and Background pages work on the uploaded images.
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Augmentation").click()
+    wait_ready(page, settle=2.0)
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Data set").first.click()
+    wait_ready(page, settle=2.0)
+    assert page.get_by_text(re.compile(r"Original: my-plants")).count() == 1
+    assert page.locator('[data-testid="stImage"]').count() >= 9  # the original and 8 versions
+    assert_no_errors(page, "augment (data set)")
+    shoot(page, "augment-uploaded-image")
+    page.locator('[data-testid="stButtonGroup"] button', has_text="imgaug").click()
+    wait_ready(page, settle=2.0)
+    assert page.locator('[data-testid="stImage"]').count() >= 9
+    assert "iaa.Sequential" in page.locator('[data-testid="stCode"]').first.inner_text()
+    assert_no_errors(page, "augment (imgaug)")
+    shoot(page, "augment-imgaug")
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Background removal").click()
+    wait_ready(page, settle=2.0)
+    assert_no_errors(page, "background")
+    page.get_by_role("button", name="Remove the background of every image").click()
+    page.get_by_role("button", name="Download the images (zip)").wait_for(timeout=120_000)
+    wait_ready(page, settle=2.0)
+    summary = page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').last.inner_text()
+    assert "18" in summary, summary
+    shoot(page, "background-folder-run")
+    assert_no_errors(page, "background (folder run)")

@@ -1,5 +1,6 @@
 """AppTest tests of the Data page: demo folders, zip uploads good and bad, the split, server folders."""
 import io
+import time
 import zipfile
 
 import numpy as np
@@ -148,3 +149,37 @@ def test_server_folders_are_offered_only_when_configured(tmp_path, monkeypatch):
     assert at.selectbox(key="data_server").options == ["plants/train"]
     assert metrics(at)["Images"] == "9"
     assert not list((tmp_path / "srv").rglob("*.json"))  # nothing written into the server's folder
+
+
+def test_cleaned_images_become_the_data_set_with_the_same_split():
+    at = open_data_page()
+    at.selectbox(key="data_demo").select("seedlings").run()
+    at.radio(key="data_split_kind").set_value("Images per class").run()
+    at.number_input(key="data_per_class").set_value(4).run()
+    original = at.session_state["cvx_dataset"]
+    at.switch_page("pages/background.py").run()
+    at.button(key="bg_folder_run").click().run()
+    deadline = time.time() + 60
+    while "bg_folder_result" not in at.session_state and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert_clean(at)
+    at.button(key="bg_use").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    cleaned = at.session_state["cvx_dataset"]
+    assert "is this session's data set" in at.success[-1].value
+    assert cleaned.source == "derived" and cleaned.name == "Synthetic seedlings (background removed)"
+    assert len(cleaned) == len(original) == 120
+    assert [f.rsplit(".", 1)[0] for f in cleaned.files] == [f.rsplit(".", 1)[0] for f in original.files]
+    np.testing.assert_array_equal(cleaned.validation, original.validation)
+    img = cleaned.image(0)
+    assert (img.sum(axis=2) == 0).mean() > 0.5  # soil painted black
+    # The Data page keeps it until the user chooses another data set.
+    at.switch_page("pages/data.py").run()
+    assert_clean(at)
+    assert "background removed" in at.info[0].value
+    assert at.session_state["cvx_dataset"] is cleaned
+    at.button(key="data_replace").click().run()
+    assert_clean(at)
+    assert at.session_state["cvx_dataset"].source == "demo"

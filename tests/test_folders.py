@@ -357,3 +357,20 @@ def test_demo_folders_are_written_once(tmp_path):
     assert (root / "grass" / "0000.png").stat().st_mtime_ns == stamp
     assert len(list(root.glob("*/*.png"))) == 120
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-written leftovers
+
+
+def test_a_derived_folder_keeps_the_split_of_its_source(tmp_path):
+    src = samples.write_seedlings_folder(tmp_path / "src", per_class=6, size=32)
+    original = ImageDataset.from_scan(scan_image_folder(src), per_class=2, seed=3)
+    derived_root = tmp_path / "derived"
+    for i, rel in enumerate(original.files):  # as a folder run writes them: .png, or x_png.png when taken
+        out = derived_root / (rel.replace(".png", "_png.png") if i % 2 else rel)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes((src / rel).read_bytes())
+    (derived_root / "grass" / "extra.png").write_bytes((src / original.files[0]).read_bytes())
+    derived = ImageDataset.from_scan_like(scan_image_folder(derived_root), original, name="cleaned")
+    by_name = dict(zip(derived.files, derived.validation.tolist()))
+    for i, (rel, val) in enumerate(zip(original.files, original.validation.tolist())):
+        assert by_name[rel.replace(".png", "_png.png") if i % 2 else rel] == val
+    assert by_name["grass/extra.png"] is False  # no source: training
+    assert derived.source == "derived" and derived.split["derived_from"] == original.name
