@@ -10,12 +10,11 @@ import streamlit as st
 
 from cvcore import convolution as conv
 from cvcore import images, kernels
-from cvcore.data import DATASET_TITLES, DATASETS, PHOTOS, load_image
+from cvcore.data import DATASET_TITLES, DATASETS, PHOTOS
 from cvcore.errors import CvcoreError
-from ui import plots
+from ui import image_source, plots
 from ui.common import dataset, drawn_digit, photo, show_error, wide_layout
 
-MAX_UPLOAD_PIXELS = 25_000_000
 SIZES = {"3 x 3": (3, 3), "5 x 5": (5, 5), "3 x 4": (3, 4), "custom": None}
 START_PRESETS = ["vertical line", "horizontal line", "sobel x", "sobel y",
                  "laplacian", "gaussian blur", "sharpen", "emboss"]
@@ -59,17 +58,7 @@ def photo_image():
 
 
 def uploaded_image():
-    up = st.file_uploader("A PNG or JPEG image", type=["png", "jpg", "jpeg"], key="flt_upload",
-                          help=f"At most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels. It stays in this "
-                               "browser session's memory and is never written to disk.")
-    if up is None:
-        st.info("Upload an image to continue, or pick another source.", icon=":material/upload:")
-        st.stop()
-    try:
-        return load_image(up, max_pixels=MAX_UPLOAD_PIXELS), up.name
-    except CvcoreError as err:
-        show_error(err, "Try another file, or pick another source.")
-        st.stop()
+    return image_source.uploaded_image("flt_upload")
 
 
 def drawn_image():

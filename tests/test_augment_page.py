@@ -8,6 +8,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from apptest_helpers import assert_clean, errors
+
 from cvcore.augment import DEFAULT_RECIPES
 
 PAGE = "../pages/augment.py"
@@ -27,16 +29,8 @@ def run():
     return at
 
 
-def assert_clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-
-
 def images(at):
     return at.get("image")
-
-
-def errors(at):
-    return " ".join(e.value for e in at.error)
 
 
 def png(arr):

@@ -7,6 +7,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from apptest_helpers import assert_clean, errors, metrics
+
 from cvcore import jobs
 from cvcore.samples import seedling_photo
 from ui import datasets
@@ -26,18 +28,6 @@ def run(at=None):
     at = (AppTest.from_file(PAGE, default_timeout=TIMEOUT) if at is None else at).run()
     assert_clean(at)
     return at
-
-
-def assert_clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def metrics(at):
-    return {m.label: m.value for m in at.metric}
-
-
-def errors(at):
-    return " ".join(e.value for e in at.error)
 
 
 def test_defaults_show_the_mask_and_the_iou_with_the_true_leaves():
@@ -144,7 +134,7 @@ def test_a_whole_folder_runs_in_the_background(tmp_path):
     (src / "rosette" / "notes.jpg").write_text("not a picture")
     files = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=src, files=files, name="tiny seedlings")
+    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=src, files=files, name="tiny seedlings", source="upload")
     run(at)
     assert "tiny seedlings" in " ".join(m.value for m in at.markdown)
     at.button(key="bg_folder_run").click().run()
@@ -176,7 +166,7 @@ def test_a_folder_run_shows_progress_and_stops_on_request(tmp_path, monkeypatch)
 
     monkeypatch.setattr(background, "remove_background_folder", slow_run)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=tmp_path, files=["a/0.png"] * 10, name="ten")
+    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=tmp_path, files=["a/0.png"] * 10, name="ten", source="upload")
     run(at)
     at.button(key="bg_folder_run").click().run()
     assert_clean(at)

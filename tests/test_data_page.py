@@ -9,6 +9,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from apptest_helpers import assert_clean, metrics
+
 from cvcore import samples
 from test_data import huge_png_header
 from test_folders import make_zip
@@ -32,14 +34,6 @@ def open_data_page():
     at.switch_page("pages/data.py").run()
     assert_clean(at)
     return at
-
-
-def assert_clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def metrics(at):
-    return {m.label: m.value for m in at.metric}
 
 
 def png(size=(20, 16), colour=(10, 120, 30)):

@@ -7,6 +7,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from apptest_helpers import assert_clean, metrics
+
 from test_data import huge_png_header
 
 APP = "../app.py"
@@ -33,14 +35,6 @@ def run(path=FILTERS):
     at = AppTest.from_file(path, default_timeout=TIMEOUT).run()
     assert_clean(at)
     return at
-
-
-def assert_clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def metrics(at):
-    return {m.label: m.value for m in at.metric}
 
 
 def open_view(at, name):

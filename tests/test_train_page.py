@@ -1,5 +1,4 @@
 """AppTest tests of the Train page: building, training in the background, comparing, evaluating."""
-import io
 import time
 
 import pytest

@@ -60,14 +60,20 @@ def _pick(key: str, default: str):
     if source == "Photo":
         name = st.selectbox("Photograph", list(PHOTOS), key=f"{key}_photo", help="scikit-image's bundled photographs.")
         return photo(name), name, None
-    up = st.file_uploader("A PNG or JPEG image", type=["png", "jpg", "jpeg"], key=f"{key}_upload",
+    return (*uploaded_image(f"{key}_upload"), None)
+
+
+def uploaded_image(key: str):
+    """A PNG or JPEG upload, read safely and kept in memory only; returns ``(uint8 H x W x 3, file name)``,
+    or stops the page with a hint until a readable image is uploaded."""
+    up = st.file_uploader("A PNG or JPEG image", type=["png", "jpg", "jpeg"], key=key,
                           help=f"At most {MAX_UPLOAD_PIXELS // 1_000_000} megapixels. It stays in this browser "
                                "session's memory and is never written to disk.")
     if up is None:
         st.info("Upload an image to continue, or pick another source.", icon=":material/upload:")
         st.stop()
     try:
-        return np.asarray(load_image(up, max_pixels=MAX_UPLOAD_PIXELS)), up.name, None
+        return np.asarray(load_image(up, max_pixels=MAX_UPLOAD_PIXELS)), up.name
     except CvcoreError as err:
         show_error(err, "Try another file, or pick another source.")
         st.stop()
