@@ -1,7 +1,31 @@
-"""What ConvNets learn: one technique, one small module.
+"""What ConvNets learn: one technique, one small module; shared plumbing in :mod:`.inputs`.
 
-* :func:`activations`: every channel of chosen layers for one image.
+* :func:`activations`: every channel of chosen layers for one image (:mod:`.activations`).
+* :func:`class_activation_map`: Grad-CAM, Grad-CAM++ and Score-CAM (:mod:`.cam`).
+* :func:`saliency`: vanilla gradients and SmoothGrad (:mod:`.saliency`).
+* :func:`maximize_filter`, :func:`maximize_class`: gradient ascent in input space (:mod:`.ascent`).
+
+Every function takes one image as a person hands it over (uint8, or float)
+and a Keras model; :mod:`.inputs` resizes it and applies the preprocessing
+the model needs. Modules load on first use, so importing this package does
+not import TensorFlow.
 """
+import importlib
+
 from .activations import activations, blank_fraction, layer_names
 
-__all__ = ["activations", "blank_fraction", "layer_names"]
+_LAZY = {
+    "class_activation_map": "cam",
+    "CAM_METHODS": "cam",
+    "saliency": "saliency",
+    "maximize_filter": "ascent",
+    "maximize_class": "ascent",
+}
+
+__all__ = ["activations", "blank_fraction", "layer_names", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
