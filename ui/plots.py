@@ -326,3 +326,40 @@ def image_sizes(sizes, labels, class_names, *, height: int = 320) -> go.Figure:
                   yaxis=dict(title=dict(text="height"), rangemode="tozero"),
                   showlegend=len(data) <= 12, legend=dict(font=dict(size=10)))
     return _figure(data, layout)
+
+
+# ---------------------------------------------------------------------------- visualization
+
+HEAT = _scale(plotly.colors.sequential.Turbo)
+
+
+def overlay(img, heat, *, opacity: float = 0.5, title: str = "", height: int = 360) -> go.Figure:
+    """A heatmap in [0, 1] (a class activation or saliency map) over an image, with the given opacity.
+
+    Args:
+        img: uint8 H x W or H x W x 3.
+        heat: float H x W in [0, 1], the image's size.
+        opacity: of the heatmap, 0 (the image alone) to 1 (the map alone).
+    """
+    img = np.asarray(img, np.uint8)
+    heat = np.asarray(heat, np.float32)
+    if max(img.shape[:2]) > MAP_SIDE:
+        img = fit_within(img, MAP_SIDE)
+    if heat.shape[:2] != img.shape[:2]:
+        heat = cv2.resize(heat, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)
+    fig = image(img, title, height)
+    if opacity > 0:
+        fig.add_trace(dict(type="heatmap", z=heat, zmin=0, zmax=1, colorscale=HEAT, opacity=float(opacity),
+                           showscale=True, colorbar=dict(thickness=10, len=0.9),
+                           hovertemplate="row %{y}, col %{x}<br>%{z:.2f}<extra></extra>"))
+    return fig
+
+
+def layer_bars(names, values, *, title: str, ytitle: str, height: int = 280, percent: bool = True) -> go.Figure:
+    """One bar per layer, in the model's order (blank maps per layer, say)."""
+    trace = dict(type="bar", x=list(names), y=[float(v) for v in values], marker=dict(color="#4393c3"),
+                 hovertemplate="%{x}: %{y:" + (".0%" if percent else ".3f") + "}<extra></extra>")
+    layout = dict(height=height, margin=dict(l=50, r=10, t=36, b=60), title=dict(text=title, x=0.02, font=dict(size=14)),
+                  xaxis=dict(type="category", tickangle=-35), yaxis=dict(title=dict(text=ytitle),
+                                                                         tickformat=".0%" if percent else None))
+    return _figure([trace], layout)

@@ -4,6 +4,7 @@
 * :func:`class_activation_map`: Grad-CAM, Grad-CAM++ and Score-CAM (:mod:`.cam`).
 * :func:`saliency`: vanilla gradients and SmoothGrad (:mod:`.saliency`).
 * :func:`maximize_filter`, :func:`maximize_class`: gradient ascent in input space (:mod:`.ascent`).
+* :func:`top_predictions`: the most probable classes for one image (:mod:`.predictions`).
 
 Every function takes one image as a person hands it over (uint8, or float)
 and a Keras model; :mod:`.inputs` resizes it and applies the preprocessing
@@ -20,6 +21,7 @@ _LAZY = {
     "saliency": "saliency",
     "maximize_filter": "ascent",
     "maximize_class": "ascent",
+    "top_predictions": "predictions",
 }
 
 __all__ = ["activations", "blank_fraction", "layer_names", *_LAZY]

@@ -1,0 +1,48 @@
+"""What the model says about one image: its top classes with their probabilities."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CvcoreError
+from .inputs import model_input
+
+__all__ = ["top_predictions"]
+
+
+def top_predictions(model, image, k: int = 5, class_names=None) -> list:
+    """The ``k`` most probable classes of ``model`` for one image.
+
+    Args:
+        model: a Keras classifier (its output: one score per class).
+        image: one H x W x C image as a person hands it over (uint8 or float);
+            resized and preprocessed for the model here.
+        k: how many classes, >= 1 (at most the number of classes).
+        class_names: a name per class; ``"class i"`` when None.
+
+    Returns:
+        A list of ``(class_index, name, probability)``, most probable first.
+        Outputs that are not probabilities (no softmax) go through one.
+
+    Example:
+        >>> top_predictions(vgg16, photo, k=1)  # doctest: +SKIP
+        [(281, 'tabby', 0.61)]
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise CvcoreError(f"`k` must be a whole number >= 1; received {k!r}.")
+    out = np.asarray(model(model_input(model, image), training=False))
+    if out.ndim != 2:
+        raise CvcoreError(f"The model's output has shape {out.shape}; a classifier gives one score per class.")
+    scores = out[0].astype(np.float64)
+    n = scores.shape[0]
+    if class_names is not None and len(class_names) != n:
+        raise CvcoreError(f"`class_names` has {len(class_names)} names; the model has {n} classes.")
+    if n == 1:  # a single sigmoid unit: the positive class
+        p = float(scores[0])
+        probs = np.array([p]) if 0 <= p <= 1 else 1 / (1 + np.exp(-scores))
+    elif scores.min() >= 0 and abs(scores.sum() - 1) < 1e-3:
+        probs = scores
+    else:
+        e = np.exp(scores - scores.max())
+        probs = e / e.sum()
+    order = np.argsort(-probs)[: min(int(k), n)]
+    return [(int(i), str(class_names[i]) if class_names is not None else f"class {i}", float(probs[i])) for i in order]
