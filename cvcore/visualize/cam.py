@@ -1,0 +1,535 @@
+"""Class activation maps: where in an image a ConvNet finds the evidence for a class.
+
+Three methods (:data:`CAM_METHODS`), all over the feature maps ``A`` (h x w x
+K) of one convolutional layer, the last one by default:
+
+* ``"gradcam"`` (Selvaraju et al., 2017): weight each map by the mean
+  gradient of the class score over it; ``ReLU(sum_k w_k A_k)``.
+* ``"gradcam++"`` (Chattopadhay et al., 2018): weight each map by a
+  per-position blend of the positive gradients (the closed-form alphas of the
+  paper, normalised per map as in the authors' code and in tf-keras-vis), which
+  credits several instances of a class better than Grad-CAM.
+* ``"scorecam"`` (Wang et al., 2020): gradient-free. Each map, upsampled and
+  scaled to [0, 1], masks the input; the model's probability for the class on
+  that masked input weights the map. It costs one forward pass per map, so
+  layers with more than ``max_channels`` maps use the ``max_channels`` maps of
+  largest spatial variance ("Faster Score-CAM", as tf-keras-vis' ``max_N``).
+
+The class score. Gradients are taken of the class's *logit* when the model's
+last layer applies a softmax (a ``Dense(..., activation="softmax")``, an
+``Activation("softmax")`` or a ``Softmax`` layer): a confident softmax
+saturates, so the gradients of its probabilities vanish and mix in every other
+class (d p_c = p_c (d z_c - sum_j p_j d z_j)); the logit has neither problem,
+and it is what the papers and tf-keras-vis' ``ReplaceToLinear`` use. Any other
+model is scored on its output as it is. Score-CAM weights by probabilities: the
+model's softmax over the logits (or a softmax over the output of a model that
+has none), as the paper and tf-keras-vis do.
+
+Speed. The maps are recomputed as a page's widgets move, so the work is split
+and cached:
+
+* per model and layer, one functional submodel ([layer output, class scores],
+  :func:`cvcore.visualize.inputs.submodel`) and ``tf.function`` s with fixed
+  input signatures, traced once: the forward pass to the layer, and the
+  gradient of one class score with respect to the layer's output from the
+  layer's output alone (the *head* of the network: for VGG16 at 224 x 224 on two
+  CPU cores, about 40 ms against about 175 ms for the whole pass). A model whose
+  head cannot be cut off (a skip connection that jumps over the layer) runs the
+  whole pass instead;
+* per model and layer, a small LRU of the last images (keyed by a hash of the
+  preprocessed input and by the optimizer's step count, so that a model still
+  being trained is not answered from stale activations) holds the layer's
+  activations, the gradients per class, and Score-CAM's probabilities of every
+  class on every masked input. Another class, another method or another
+  slider of the same image then costs only the cheap part; Score-CAM for
+  another class costs nothing more.
+
+Everything is guarded by locks, so several sessions can call at once.
+:func:`clear_cache` empties the caches (benchmarks of the first call use it).
+
+Score-CAM is cvcore's own, batched implementation rather than tf-keras-vis'
+``Scorecam`` (which does run on Keras 3.15, given a functional model: the tests
+check that both agree to 1e-6). Its masked inputs give the probabilities of
+*every* class at once, and cvcore keeps them: another class is then free,
+where ``Scorecam`` runs every masked input again. It also runs them through a
+traced function instead of ``model.predict`` (no progress bar in the server's
+log, no per-call setup), and shares the cached forward pass with the other
+methods. Grad-CAM and Grad-CAM++ are cvcore's own for the same reasons (and
+tf-keras-vis' ``ReplaceToLinear`` would clone the model to score logits);
+they agree with tf-keras-vis' ``Gradcam`` and ``GradcamPlusPlus`` (with
+``ReplaceToLinear``) to about 1e-4.
+"""
+from __future__ import annotations
+
+import hashlib
+import numbers
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import CvcoreError, ShapeError
+from . import inputs
+
+__all__ = ["CAM_METHODS", "SCORECAM_MAX_CHANNELS", "class_activation_map", "clear_cache"]
+
+#: The methods :func:`class_activation_map` knows.
+CAM_METHODS = ("gradcam", "gradcam++", "scorecam")
+#: Score-CAM's default cap on the maps it masks the input with (one forward pass each).
+SCORECAM_MAX_CHANNELS = 32
+
+_IMAGES_PER_LAYER = 4  # the LRU's length, per model and layer (VGG16: 0.4 MB of activations an image)
+_CLASSES_PER_IMAGE = 8  # gradients kept per cached image, as many again
+_SCORECAM_BATCH = 8  # masked inputs per forward pass (16 or 32 are no faster on a CPU, and take more memory)
+_EPS = 1e-7  # as keras.backend.epsilon(), which tf-keras-vis uses
+
+
+# --------------------------------------------------------------------------
+# shared with saliency.py: argument checks, the class score, the map's size
+
+
+def _check_model(model) -> tuple:
+    """``(input shape without batch, number of classes)``, or a CvcoreError that says what is wrong."""
+    if not hasattr(model, "layers") or not hasattr(model, "predict"):
+        raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")
+    try:
+        shape = inputs.input_size(model)
+        out = model.output_shape
+    except (AttributeError, ValueError) as err:
+        if isinstance(err, CvcoreError):
+            raise
+        raise CvcoreError(f"`model` must be a built Keras model (give it an Input); {model.name!r} is not: {err}") from None
+    if isinstance(out, list) or len(out) != 2 or out[1] is None:
+        raise ShapeError(f"`model` must end in one vector of class scores (batch, classes); its output has shape {out}.")
+    return tuple(shape), int(out[1])
+
+
+def _check_class_index(class_index, classes: int) -> int:
+    if not isinstance(class_index, numbers.Integral) or isinstance(class_index, bool):
+        raise CvcoreError(f"`class_index` must be an integer from 0 to {classes - 1}; received {class_index!r}.")
+    if not 0 <= int(class_index) < classes:
+        raise CvcoreError(f"`class_index` must be from 0 to {classes - 1} (the model has {classes} classes); "
+                          f"received {int(class_index)}.")
+    return int(class_index)
+
+
+def _image_size(image) -> tuple:
+    """The H, W of an image as handed over; the full checks are :func:`inputs.model_input`'s."""
+    shape = np.shape(image)
+    if len(shape) not in (2, 3):
+        raise ShapeError(f"`image` must be one H x W or H x W x C image; received an array of shape {shape}.")
+    return int(shape[0]), int(shape[1])
+
+
+def _is_softmax(layer) -> bool:
+    if type(layer).__name__ == "Softmax":
+        return True
+    return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
+
+
+def _output_layer(model):
+    if not isinstance(model, _keras().Sequential):
+        try:
+            return model.outputs[0]._keras_history.operation
+        except (AttributeError, IndexError):
+            pass
+    return model.layers[-1]
+
+
+def _feeding_layer(model, layer):
+    """The layer whose output ``layer`` takes (it must be a layer of ``model``), else None."""
+    if isinstance(model, _keras().Sequential):
+        index = model.layers.index(layer)
+        return model.layers[index - 1] if index >= 1 else None
+    try:
+        feeder = layer.input._keras_history.operation
+    except (AttributeError, ValueError):  # a layer called more than once has no single input
+        return None
+    if type(feeder).__name__ == "InputLayer" or all(feeder is not other for other in model.layers):
+        return None
+    return feeder
+
+
+class _Scorer:
+    """How a class is scored: take the output of layer ``source``; ``dense`` (a Dense layer whose
+    softmax is skipped) makes logits of it; ``logits`` says whether the scores are logits."""
+
+    def __init__(self, source: str, dense=None, logits=False, probabilities=False):
+        self.source, self.dense, self.logits, self.probabilities_out = source, dense, logits, probabilities
+
+    @property
+    def what(self) -> str:
+        return "logit" if self.logits else ("probability" if self.probabilities_out else "output")
+
+    def scores(self, s):
+        """Class scores (batch x classes) from the source layer's output."""
+        tf = _tf()
+        s = tf.cast(s, tf.float32)  # mixed-precision models compute in float16
+        if self.dense is None:
+            return s
+        z = tf.matmul(s, tf.cast(self.dense.kernel, tf.float32))
+        if self.dense.use_bias:
+            z = z + tf.cast(self.dense.bias, tf.float32)
+        return z
+
+    def probabilities(self, s):
+        """Class probabilities, Score-CAM's weights."""
+        tf = _tf()
+        z = self.scores(s)
+        return z if self.probabilities_out else tf.nn.softmax(z, axis=-1)
+
+
+def _scorer(model) -> _Scorer:
+    """Score on the logits when the last layer applies a softmax and its input can be had; else on the output."""
+    last = _output_layer(model)
+    if not _is_softmax(last):
+        return _Scorer(last.name)
+    feeder = _feeding_layer(model, last)
+    kind = type(last).__name__
+    if feeder is not None and kind in ("Activation", "Softmax"):
+        return _Scorer(feeder.name, logits=True)
+    if feeder is not None and kind == "Dense" and getattr(last, "kernel", None) is not None:
+        return _Scorer(feeder.name, dense=last, logits=True)
+    return _Scorer(last.name, probabilities=True)  # a softmax we cannot look behind: its probabilities
+
+
+def _weights_version(model) -> int:
+    """The optimizer's step count (0 for a model never trained here): part of every cache key."""
+    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
+    try:
+        return int(iterations.numpy()) if iterations is not None else 0
+    except (AttributeError, ValueError, TypeError):
+        return 0
+
+
+def _digest(x: np.ndarray) -> tuple:
+    return x.shape, hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).hexdigest()
+
+
+def _to_size(m: np.ndarray, size: tuple) -> np.ndarray:
+    """A 2-D map resized to ``size`` (H, W) with OpenCV, then scaled to [0, 1] (all zeros when flat), float32."""
+    import cv2
+
+    m = np.asarray(m, np.float32)
+    h, w = size
+    if m.shape != (h, w):
+        shrink = m.shape[0] > h or m.shape[1] > w
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    m = np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(m.min()), float(m.max())
+    if not high - low > 1e-6 * max(abs(high), abs(low)):  # flat, up to float32 round-off: nothing to show
+        return np.zeros((h, w), np.float32)
+    return np.clip((m - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+class _LRU:
+    """A small thread-safe LRU."""
+
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            return None
+
+    def put(self, key, value):
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+            return value
+
+
+def _keras():
+    from .. import device
+
+    device.configure()  # before TensorFlow's first import, as everywhere in cvcore
+    import keras
+
+    return keras
+
+
+def _tf():
+    from .. import device
+
+    device.configure()
+    import tensorflow as tf
+
+    return tf
+
+
+# --------------------------------------------------------------------------
+# per model and layer: the traced functions and the LRU of images
+
+
+class _Engine:
+    """The traced functions of one model and layer, and its cache of recent images.
+
+    Holds the submodels and layers, never the model itself, so that the
+    per-model cache (a WeakKeyDictionary) lets a model go.
+    """
+
+    def __init__(self, model, layer_name: str, input_shape: tuple):
+        tf = _tf()
+        scorer = self.scorer = _scorer(model)
+        sub = inputs.submodel(model, [layer_name, scorer.source])
+        head = _head(model, layer_name, scorer.source)
+        self.split = head is not None
+        map_shape = tuple(model.get_layer(layer_name).output.shape[1:])
+        one = tf.TensorSpec((1,) + tuple(input_shape), tf.float32)
+        many = tf.TensorSpec((None,) + tuple(input_shape), tf.float32)
+        klass = tf.TensorSpec((), tf.int32)
+        zero = tf.UnconnectedGradients.ZERO
+
+        @tf.function(input_signature=[one], reduce_retracing=True)
+        def forward(x):
+            return sub(x, training=False)[0]
+
+        @tf.function(input_signature=[one, klass], reduce_retracing=True)
+        def full_gradients(x, c):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)  # records the pass even when the model's weights are frozen
+                a, s = sub(x, training=False)
+                score = scorer.scores(s)[:, c]
+            return a, tape.gradient(score, a, unconnected_gradients=zero)
+
+        @tf.function(input_signature=[tf.TensorSpec((1,) + map_shape, tf.float32), klass], reduce_retracing=True)
+        def head_gradients(a, c):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(a)
+                score = scorer.scores(head(a, training=False))[:, c]
+            return tape.gradient(score, a, unconnected_gradients=zero)
+
+        @tf.function(input_signature=[many], reduce_retracing=True)
+        def probabilities(xs):
+            return scorer.probabilities(sub(xs, training=False)[1])
+
+        self.forward, self.full_gradients, self.head_gradients = forward, full_gradients, head_gradients
+        self.probabilities = probabilities
+        self.images = _LRU(_IMAGES_PER_LAYER)
+
+    def entry(self, key) -> dict:
+        """The cache entry of one image (created empty)."""
+        found = self.images.get(key)
+        return found if found is not None else self.images.put(key, {"lock": threading.Lock(), "grads": OrderedDict()})
+
+    def activations(self, x, entry) -> np.ndarray:
+        """The layer's output for ``x``: h x w x K float32."""
+        with entry["lock"]:
+            a = entry.get("a")
+        if a is None:
+            a = self.forward(x).numpy()[0].astype(np.float32)
+            with entry["lock"]:
+                entry["a"] = a
+        return a
+
+    def gradients(self, x, c: int, entry) -> tuple:
+        """``(A, dscore_c/dA)``, each h x w x K float32."""
+        with entry["lock"]:
+            a, g = entry.get("a"), entry["grads"].get(c)
+        if a is not None and g is not None:
+            return a, g
+        if self.split:
+            a = self.activations(x, entry)
+            g = self.head_gradients(a[None], c).numpy()[0].astype(np.float32)
+        else:
+            a, g = (t.numpy()[0].astype(np.float32) for t in self.full_gradients(x, c))
+        with entry["lock"]:
+            entry["a"] = a
+            entry["grads"][c] = g
+            while len(entry["grads"]) > _CLASSES_PER_IMAGE:
+                entry["grads"].popitem(last=False)
+        return a, g
+
+    def masked_probabilities(self, x, entry, max_channels: int) -> tuple:
+        """Score-CAM's ``(channels used, probabilities of every class on each masked input)``."""
+        import cv2
+
+        with entry["lock"]:
+            found = entry.get(("scorecam", max_channels))
+        if found is not None:
+            return found
+        a = self.activations(x, entry)
+        k = a.shape[-1]
+        if k > max_channels:  # Faster Score-CAM: the maps of largest variance
+            channels = np.sort(np.argsort(-a.reshape(-1, k).std(axis=0), kind="stable")[:max_channels])
+        else:
+            channels = np.arange(k)
+        h, w = x.shape[1:3]
+        probs = []
+        for start in range(0, len(channels), _SCORECAM_BATCH):
+            chunk = channels[start:start + _SCORECAM_BATCH]
+            # cv2 resizes at most 512 channels at a time; a chunk is far fewer
+            masks = cv2.resize(np.ascontiguousarray(a[:, :, chunk]), (w, h), interpolation=cv2.INTER_LINEAR)
+            masks = masks.reshape(h, w, len(chunk)).transpose(2, 0, 1)
+            low = masks.min(axis=(1, 2), keepdims=True)
+            high = masks.max(axis=(1, 2), keepdims=True)
+            masks = (masks - low) / (high - low + _EPS)
+            masked = (x * masks[:, :, :, None]).astype(np.float32)
+            probs.append(self.probabilities(masked).numpy())
+        found = (channels, np.concatenate(probs, axis=0).astype(np.float32))
+        with entry["lock"]:
+            entry[("scorecam", max_channels)] = found
+        return found
+
+
+def _head(model, layer_name: str, source: str):
+    """A model from ``layer_name``'s output to ``source``'s output sharing ``model``'s layers, or None
+    when the network cannot be cut there (a path to the output that skips the layer)."""
+    keras = _keras()
+    names = [layer.name for layer in model.layers]
+    if isinstance(model, keras.Sequential):
+        start, stop = names.index(layer_name), names.index(source)
+        if stop <= start:
+            return None
+        x = inp = keras.Input(shape=model.layers[start].output.shape[1:])
+        for layer in model.layers[start + 1:stop + 1]:
+            x = layer(x)
+        return keras.Model(inp, x, name=f"{model.name}_head_{layer_name}"[:120])
+    try:
+        return keras.Model(model.get_layer(layer_name).output, model.get_layer(source).output,
+                           name=f"{model.name}_head_{layer_name}"[:120])
+    except Exception:  # noqa: BLE001 - Keras raises several kinds for a graph it cannot cut
+        return None
+
+
+_engines_lock = threading.Lock()
+_engines: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHES = [(_engines_lock, _engines)]  # what clear_cache empties; saliency.py adds its own
+
+
+def _engine(model, layer_name: str, input_shape: tuple) -> _Engine:
+    with _engines_lock:
+        per_model = _engines.setdefault(model, {})
+        engine = per_model.get(layer_name)
+        if engine is None:
+            engine = per_model[layer_name] = _Engine(model, layer_name, input_shape)
+        return engine
+
+
+def clear_cache() -> None:
+    """Forget the traced functions and cached images of :func:`class_activation_map` and
+    :func:`cvcore.visualize.saliency.saliency`.
+
+    The next call for a model traces its functions again. Benchmarks of a
+    first call, and code that changes a model's weights by hand (not by
+    training, which the caches notice), call this.
+
+    Example:
+        >>> clear_cache()
+    """
+    for lock, cache in _CACHES:
+        with lock:
+            cache.clear()
+
+
+def _check_layer(model, layer_name) -> str:
+    if layer_name is None:
+        return inputs.last_conv_layer(model)
+    if not isinstance(layer_name, str):
+        raise CvcoreError(f"`layer_name` must be a layer's name (a string) or None; received {layer_name!r}.")
+    known = {layer.name: layer for layer in model.layers}
+    if layer_name not in known:
+        raise CvcoreError(f"`layer_name` {layer_name!r} is not a layer of {model.name!r}; its layers with "
+                          f"spatial output are: {', '.join(inputs.conv_layer_names(model)) or 'none'}.")
+    try:
+        shape = tuple(known[layer_name].output.shape)
+    except (AttributeError, ValueError):
+        shape = ()
+    if len(shape) != 4 or type(known[layer_name]).__name__ == "InputLayer":
+        raise CvcoreError(f"`layer_name` {layer_name!r} has output shape {shape}, not a spatial map "
+                          f"(batch, H, W, channels); choose one of: {', '.join(inputs.conv_layer_names(model)) or 'none'}.")
+    return layer_name
+
+
+# --------------------------------------------------------------------------
+# the maps
+
+
+def _gradcam(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    weights = g.mean(axis=(0, 1))
+    return np.maximum(a @ weights, 0.0)
+
+
+def _gradcam_plus_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    # The paper's alphas with exp(score) factored out: it multiplies every weight alike and the
+    # map is normalised at the end (tf-keras-vis keeps it, and overflows for logits above ~88).
+    g2 = g * g
+    g3 = g2 * g
+    denominator = 2.0 * g2 + g3 * a.sum(axis=(0, 1), keepdims=True)
+    alphas = g2 / np.where(denominator != 0.0, denominator, 1.0)
+    norm = alphas.sum(axis=(0, 1), keepdims=True)
+    alphas = alphas / np.where(norm != 0.0, norm, 1.0)
+    weights = (np.maximum(g, 0.0) * alphas).sum(axis=(0, 1))
+    return np.maximum(a @ weights, 0.0)
+
+
+def class_activation_map(model, image, class_index, method="gradcam", layer_name=None, *,
+                         max_channels=SCORECAM_MAX_CHANNELS) -> np.ndarray:
+    """Where in ``image`` the model finds the evidence for a class: Grad-CAM, Grad-CAM++ or Score-CAM.
+
+    The image is resized and preprocessed for the model as
+    :func:`cvcore.visualize.inputs.model_input` does; the map is computed on
+    the layer's grid and resized back, with OpenCV, to the image's own size.
+    Gradients are of the class's logit when the model ends in a softmax, else
+    of its output (see the module's docstring); Score-CAM weighs by
+    probabilities. Calls for the same image (another class, another method)
+    reuse its forward pass.
+
+    Args:
+        model: a built Keras classifier (Sequential or functional) with one
+            image input and an output of shape ``(batch, classes)``.
+        image: one H x W or H x W x C image (C 1, 3 or 4) as a person hands
+            it over: uint8 (0..255) or float (0..1, or 0..255 when its
+            largest value is above 1).
+        class_index: the class, from 0 to ``classes - 1``.
+        method: one of :data:`CAM_METHODS`.
+        layer_name: a layer with a spatial output (batch, H, W, C); by
+            default the last convolution
+            (:func:`cvcore.visualize.inputs.last_conv_layer`).
+        max_channels: Score-CAM masks the input with at most this many of the
+            layer's maps (those of largest variance; all when the layer has no
+            more), one forward pass each; 1 to 4096. Ignored by the others.
+
+    Returns:
+        A float32 array of the image's height x width, in [0, 1] (1 where the
+        evidence is strongest; all zeros when the layer holds no positive
+        evidence for the class).
+
+    Raises:
+        CvcoreError: for an unknown method, a class index out of range, a
+            layer that is not there or has no spatial output, or a model that
+            is not a built classifier; the message names the argument and the
+            value received.
+        ShapeError: for an image the model cannot take.
+
+    Example:
+        >>> cam = class_activation_map(model, photo, 3, method="gradcam++")  # doctest: +SKIP
+        >>> cam.shape == photo.shape[:2], cam.dtype, float(cam.max())  # doctest: +SKIP
+        (True, dtype('float32'), 1.0)
+    """
+    if not isinstance(method, str) or method not in CAM_METHODS:
+        raise CvcoreError(f"`method` must be one of {', '.join(map(repr, CAM_METHODS))}; received {method!r}.")
+    if not isinstance(max_channels, numbers.Integral) or isinstance(max_channels, bool) or not 1 <= max_channels <= 4096:
+        raise CvcoreError(f"`max_channels` must be an integer from 1 to 4096; received {max_channels!r}.")
+    input_shape, classes = _check_model(model)
+    c = _check_class_index(class_index, classes)
+    name = _check_layer(model, layer_name)
+    size = _image_size(image)
+    x = inputs.model_input(model, image)  # checks the image; resizes; preprocesses
+    shape = input_shape if None not in input_shape[:2] else (None, None, input_shape[2])
+    engine = _engine(model, name, shape)
+    entry = engine.entry((_digest(x), _weights_version(model)))
+    if method == "scorecam":
+        channels, probs = engine.masked_probabilities(x, entry, int(max_channels))
+        a = engine.activations(x, entry)
+        cam = np.maximum(a[:, :, channels] @ probs[:, c], 0.0)
+    else:
+        a, g = engine.gradients(x, c, entry)
+        cam = _gradcam(a, g) if method == "gradcam" else _gradcam_plus_plus(a, g)
+    return _to_size(cam, size)

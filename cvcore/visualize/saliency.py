@@ -1,0 +1,157 @@
+"""Saliency maps: how much each pixel of an image moves a class's score.
+
+* Vanilla gradients (Simonyan et al., 2014): the gradient of the class score
+  with respect to the input pixels; the map is its largest absolute value
+  over the colour channels.
+* SmoothGrad (Smilkov et al., 2017): the same on ``smooth_samples`` noisy
+  copies of the image (Gaussian noise of standard deviation ``noise`` times
+  the input's range), averaged. Vanilla gradients are speckled: a ReLU
+  network's gradient jumps from pixel to pixel. Averaging over a small
+  neighbourhood of the image keeps what is consistent (the object's edges and
+  parts) and washes out the speckle. Like tf-keras-vis' ``Saliency``, the
+  absolute gradients are averaged, then the channels' maximum is taken.
+
+The class score is the logit when the model's last layer applies a softmax,
+else the output (as for :func:`cvcore.visualize.cam.class_activation_map`, for
+the same reason: a saturated softmax has vanishing gradients). The noisy
+copies are drawn from ``numpy.random.default_rng(seed)`` and sent through the
+model in batches by one ``tf.function`` per model (traced once); the last few
+maps are cached per model, keyed by the preprocessed input's hash, the
+optimizer's step count and the arguments (:func:`cvcore.visualize.cam.clear_cache`
+empties it).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+import weakref
+
+import numpy as np
+
+from ..errors import CvcoreError
+from . import inputs
+from .cam import (_CACHES, _LRU, _check_class_index, _check_model, _digest, _image_size, _scorer, _tf,
+                  _to_size, _weights_version)
+
+__all__ = ["saliency", "MAX_SMOOTH_SAMPLES"]
+
+#: The most noisy copies :func:`saliency` averages.
+MAX_SMOOTH_SAMPLES = 500
+
+_PIXELS_PER_BATCH = 224 * 224 * 8  # input pixels per forward-backward batch: 8 copies at 224 x 224
+_MAX_BATCH = 64
+_MAPS_PER_MODEL = 8
+
+
+class _Engine:
+    """One model's traced gradient function and its cache of recent maps."""
+
+    def __init__(self, model, input_shape: tuple):
+        tf = _tf()
+        scorer = _scorer(model)
+        sub = inputs.submodel(model, [scorer.source])
+
+        @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(input_shape), tf.float32),
+                                      tf.TensorSpec((), tf.int32)], reduce_retracing=True)
+        def abs_gradient_sum(xs, c):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(xs)
+                score = tf.reduce_sum(scorer.scores(sub(xs, training=False))[:, c])
+            grads = tape.gradient(score, xs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return tf.reduce_sum(tf.abs(grads), axis=0)  # the examples are independent: per-example gradients
+
+        self.abs_gradient_sum = abs_gradient_sum
+        self.maps = _LRU(_MAPS_PER_MODEL)
+
+
+_engines_lock = threading.Lock()
+_engines: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHES.append((_engines_lock, _engines))  # cam.clear_cache() empties it too
+
+
+def _engine(model, input_shape: tuple) -> _Engine:
+    with _engines_lock:
+        engine = _engines.get(model)
+        if engine is None:
+            engine = _engines[model] = _Engine(model, input_shape)
+        return engine
+
+
+def _span(x: np.ndarray, model) -> float:
+    """The input's range in the model's pixels; a flat image takes the full range of its preprocessing."""
+    span = float(x.max() - x.min())
+    if span > 0:
+        return span
+    kind = inputs.preprocessing_of(model)
+    ends = inputs.to_model_pixels(np.array([[[[0.0]], [[1.0]]]], np.float32), kind)
+    return float(abs(ends.max() - ends.min())) or 1.0
+
+
+def saliency(model, image, class_index, smooth_samples=0, *, noise=0.15, seed=0) -> np.ndarray:
+    """A saliency map: vanilla gradients, or SmoothGrad with ``smooth_samples`` noisy copies.
+
+    Args:
+        model: a built Keras classifier (Sequential or functional) with one
+            image input and an output of shape ``(batch, classes)``.
+        image: one H x W or H x W x C image (C 1, 3 or 4) as a person hands
+            it over: uint8 (0..255) or float (0..1, or 0..255 when its
+            largest value is above 1); it is resized and preprocessed for the
+            model by :func:`cvcore.visualize.inputs.model_input`.
+        class_index: the class, from 0 to ``classes - 1``.
+        smooth_samples: 0 for vanilla gradients; else SmoothGrad's number of
+            noisy copies (1 to :data:`MAX_SMOOTH_SAMPLES`).
+        noise: SmoothGrad's noise: its standard deviation as a fraction of
+            the input's range (max - min, in the model's pixels), in (0, 1];
+            the paper finds 0.1 to 0.2 best.
+        seed: seed of the noise (an integer >= 0); the same seed gives the
+            same map.
+
+    Returns:
+        A float32 array of the image's height x width in [0, 1] (1 at the
+        most salient pixel; all zeros when the score does not depend on the
+        image).
+
+    Raises:
+        CvcoreError: for a bad argument (the message names it and the value
+            received) or a model that is not a built classifier.
+        ShapeError: for an image the model cannot take.
+
+    Example:
+        >>> m = saliency(model, photo, 3, smooth_samples=20)  # doctest: +SKIP
+        >>> m.shape == photo.shape[:2], m.dtype  # doctest: +SKIP
+        (True, dtype('float32'))
+    """
+    if not isinstance(smooth_samples, numbers.Integral) or isinstance(smooth_samples, bool) \
+            or not 0 <= smooth_samples <= MAX_SMOOTH_SAMPLES:
+        raise CvcoreError(f"`smooth_samples` must be an integer from 0 (vanilla gradients) to {MAX_SMOOTH_SAMPLES}; "
+                          f"received {smooth_samples!r}.")
+    if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not math.isfinite(noise) \
+            or not 0 < noise <= 1:
+        raise CvcoreError(f"`noise` must be a number in (0, 1], a fraction of the input's range; received {noise!r}.")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise CvcoreError(f"`seed` must be an integer >= 0; received {seed!r}.")
+    input_shape, classes = _check_model(model)
+    c = _check_class_index(class_index, classes)
+    size = _image_size(image)
+    x = inputs.model_input(model, image)
+    shape = input_shape if None not in input_shape[:2] else (None, None, input_shape[2])
+    engine = _engine(model, shape)
+    n = int(smooth_samples)
+    key = (_digest(x), _weights_version(model), c, n, float(noise) if n else None, int(seed) if n else None)
+    found = engine.maps.get(key)
+    if found is None:
+        if n == 0:
+            total = engine.abs_gradient_sum(x, c).numpy()
+        else:
+            rng = np.random.default_rng(int(seed))
+            sigma = np.float32(float(noise) * _span(x, model))
+            batch = int(max(1, min(_MAX_BATCH, n, _PIXELS_PER_BATCH // max(1, x.shape[1] * x.shape[2]))))
+            total = np.zeros(x.shape[1:], np.float64)
+            for start in range(0, n, batch):
+                count = min(batch, n - start)
+                noisy = x + sigma * rng.standard_normal((count,) + x.shape[1:], dtype=np.float32)
+                total += engine.abs_gradient_sum(noisy.astype(np.float32), c).numpy()
+            total /= n
+        found = engine.maps.put(key, np.asarray(total, np.float32).max(axis=-1))
+    return _to_size(found, size)
