@@ -29,5 +29,7 @@ __all__ = ["activations", "blank_fraction", "layer_names", *_LAZY]
 
 def __getattr__(name):
     if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # else importing .saliency leaves the module, not the function, under `saliency`
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
