@@ -17,6 +17,8 @@ PAGES = {
                        url_path="augment"),
     "background": st.Page("pages/background.py", title="Background removal", icon=":material/grass:",
                           url_path="background"),
+    "visualize": st.Page("pages/visualize.py", title="What ConvNets learn", icon=":material/visibility:",
+                         url_path="visualize"),
 }
 
 
@@ -44,6 +46,9 @@ def home() -> None:
     st.page_link(PAGES["background"], label="**Background removal**: keep what is leaf-green with OpenCV (RGB and "
                  "CIELUV distances, an HSV range, GrabCut), see the mask, and clean a whole folder.",
                  icon=":material/grass:")
+    st.page_link(PAGES["visualize"], label="**What ConvNets learn**: every layer's activations, filters and classes "
+                 "by gradient ascent, saliency and SmoothGrad, Grad-CAM, Grad-CAM++ and Score-CAM, on your model or "
+                 "VGG16 and friends.", icon=":material/visibility:")
     st.subheader("The arc of the chapters")
     st.markdown(
         "1. **Filters**: a convolution is a small window of weights slid over an image; "
@@ -54,7 +59,7 @@ def home() -> None:
         "4. **Transfer learning**: a network pretrained on ImageNet, frozen, with a new head.\n"
         "5. **What ConvNets learn**: activations, filter visualizations, saliency and Grad-CAM."
     )
-    st.caption("Pages for steps 4 and 5 arrive as they are built; this home page links to what is ready.")
+    st.caption("The transfer-learning page (step 4) arrives next; this home page links to what is ready.")
 
 
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])

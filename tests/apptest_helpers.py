@@ -3,7 +3,7 @@
 
 def assert_clean(at):
     """The page ran without showing an exception (a traceback would be a defect)."""
-    assert not at.exception, [e.value for e in at.exception]
+    assert not at.exception, [(e.value, "\n".join(getattr(e, "stack_trace", None) or [])[-3000:]) for e in at.exception]
 
 
 def metrics(at) -> dict:

@@ -198,6 +198,29 @@ def test_training_a_model_in_the_browser(server, page):
     assert_no_errors(page, "train")
     assert float(metric(page, "Test accuracy")) > 0.2
 
+    # The same session: the model just trained, opened on the Visualize page.
+    page.locator('[data-testid="stSidebarNav"] a', has_text="What ConvNets learn").click()
+    wait_ready(page, settle=2.0)
+    assert metric(page, "Input") == "28 x 28 x 1"
+    assert_no_errors(page, "visualize (trained model)")
+    shoot(page, "visualize-activations")
+    page.get_by_role("tab", name="Saliency & Grad-CAM").click()
+    wait_ready(page, settle=2.0)
+    page.locator('[data-testid="stPlotlyChart"]').nth(4).wait_for(timeout=60_000)  # CAM, saliency, SmoothGrad
+    assert_no_errors(page, "visualize (saliency and Grad-CAM)")
+    shoot(page, "visualize-gradcam")
+    page.get_by_role("tab", name="Filters").click()
+    wait_ready(page)
+    steps = page.locator('[data-testid="stNumberInput"]', has_text="Steps").locator("input")
+    steps.fill("10")
+    steps.press("Enter")
+    wait_ready(page)
+    page.get_by_role("button", name=re.compile(r"Visualize the first \d+ filters")).click()
+    page.get_by_text(re.compile(r"^filter 0$")).wait_for(timeout=120_000)
+    wait_ready(page, settle=2.0)
+    assert_no_errors(page, "visualize (filters)")
+    shoot(page, "visualize-filters")
+
 
 def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     from cvcore import samples

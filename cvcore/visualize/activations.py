@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CvcoreError, ShapeError
+from .inputs import model_input, submodel
 
 __all__ = ["activations", "blank_fraction", "layer_names"]
 
@@ -28,23 +29,14 @@ def layer_names(model, *, spatial_only: bool = False) -> list[str]:
     return names
 
 
-def _as_batch(model, image) -> np.ndarray:
-    """One image as a person hands it over -> the model's 1 x H x W x C float32 input."""
-    from ..training import prepare_images
-
-    arr = np.asarray(image)
-    if arr.ndim not in (2, 3):
-        raise ShapeError(f"`image` must be one H x W or H x W x C image; received shape {arr.shape}.")
-    return prepare_images(arr[None], model.input_shape[1:])
-
-
 def activations(model, image, layer_names) -> dict:
     """Each chosen layer's output for one image.
 
     Args:
         model: a built Keras model (Sequential or functional).
-        image: one H x W or H x W x C image, uint8 (0..255, scaled to [0, 1]
-            here) or float already scaled the way the model was trained.
+        image: one H x W or H x W x C image as a person hands it over, uint8
+            (0..255) or float (0..1); resized, converted to the model's
+            channels and preprocessed by :func:`cvcore.visualize.inputs.model_input`.
         layer_names: names of layers of ``model`` (see :func:`layer_names`).
 
     Returns:
@@ -61,20 +53,15 @@ def activations(model, image, layer_names) -> dict:
         >>> acts["conv2d"].shape
         (26, 26, 6)
     """
-    import keras
-
     names = list(layer_names)
-    known = {layer.name: layer for layer in model.layers}
+    known = {layer.name for layer in model.layers}
     missing = [n for n in names if n not in known]
     if missing:
         raise CvcoreError(f"No layer named {missing[0]!r} in the model; its layers are: {', '.join(known)}.")
     if not names:
         return {}
-    # A functional model over the same graph: one forward pass gives every requested output.
-    # (Keras 3 Sequential models have no .inputs until called; model.inputs exists once built.)
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    probe = keras.Model(inputs=inputs, outputs=[known[n].output for n in names])
-    outputs = probe(_as_batch(model, image), training=False)
+    # One forward pass of a (cached) functional model over the same layers gives every requested output.
+    outputs = submodel(model, names)(model_input(model, image), training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     return {n: np.asarray(o)[0].astype(np.float32) for n, o in zip(names, outputs)}

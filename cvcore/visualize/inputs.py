@@ -195,7 +195,8 @@ def as_functional(model):
 
     if not isinstance(model, keras.Sequential):
         return model
-    return submodel(model, [model.layers[-1].name], name=f"{model.name}_functional")
+    # Over the Sequential's own graph, so that tf-keras-vis (which reads layer.output) finds every layer connected.
+    return keras.Model(model.inputs, model.outputs, name=f"{model.name}_functional")
 
 
 _cache_lock = threading.Lock()

@@ -1,0 +1,155 @@
+"""AppTest tests of the Visualize page: a model trained here, VGG16 without its ImageNet weights, uploads."""
+import time
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from apptest_helpers import assert_clean, errors, metrics
+
+keras = pytest.importorskip("keras")
+
+APP = "../app.py"
+TIMEOUT = 180
+
+
+def open_page(**state):
+    """The Visualize page through app.py (its links to other pages need the navigation), with session state."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("pages/visualize.py").run()
+    assert_clean(at)
+    return at
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """No downloads: MNIST and ImageNet weights fail as they do here; caches start empty."""
+    def no_download(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example/x.h5: None -- [Errno -2] Name or service not known")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "uploads"))
+    import keras.src.applications.vgg16 as vgg16
+
+    monkeypatch.setattr(vgg16.file_utils, "get_file", no_download)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+@pytest.fixture(scope="module")
+def digits_run():
+    """A run as the Train page keeps it: a small CNN trained one epoch on the bundled digits."""
+    from cvcore.data import load_dataset
+
+    (x, y), _, _ = load_dataset("digits")
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu", name="conv2d"),
+        keras.layers.MaxPooling2D(name="pool"), keras.layers.Conv2D(16, 3, activation="relu", name="conv2d_1"),
+        keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(10, activation="softmax", name="dense")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[..., None] / 255.0, y, epochs=2, batch_size=64, verbose=0)
+    return {"job": "test-job", "number": 1, "label": "Run 1", "title": "tiny CNN", "dataset": "digits",
+            "model": model, "history": {}, "stopped": False}
+
+
+def page_with_run(run):
+    return open_page(trn_runs=[run])
+
+
+def open_view(at, name):
+    at.session_state["vis_view"] = name
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def wait_for_job(at, seconds=120):
+    deadline = time.time() + seconds
+    while "vis_job" in at.session_state and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert_clean(at)
+    assert "vis_job" not in at.session_state, "the job did not finish"
+
+
+def test_no_model_trained_yet_points_to_the_train_page():
+    at = open_page(vis_model_source="Trained here")
+    assert "No model has been trained" in at.info[0].value
+
+
+def test_a_model_trained_here_shows_predictions_and_activations(digits_run):
+    at = page_with_run(digits_run)
+    assert metrics(at)["Input"] == "28 x 28 x 1" and metrics(at)["Classes"] == "10"
+    assert at.session_state["vis_model_source"] == "Trained here"
+    figures = at.get("plotly_chart")
+    assert len(figures) >= 3  # the image, the top predictions, the blank-maps bars
+    assert any("conv2d" in m.value and "blank" in m.value for m in at.markdown)
+
+
+def test_saliency_and_every_cam_method_render(digits_run):
+    at = open_view(page_with_run(digits_run), "Saliency & Grad-CAM")
+    assert len(at.get("plotly_chart")) >= 5  # image, top-5, CAM, saliency, SmoothGrad
+    at.segmented_control(key="vis_cam_method").set_value("gradcam++").run()
+    assert_clean(at)
+    at.segmented_control(key="vis_cam_method").set_value("scorecam").run()
+    at.button(key="vis_run_scorecam").click().run()
+    wait_for_job(at)
+    assert not errors(at)
+    assert any(k[0] == "cam" and k[4] == "scorecam" for k in at.session_state["vis_results"])
+
+
+def test_filters_and_classes_by_gradient_ascent(digits_run):
+    at = open_view(page_with_run(digits_run), "Filters")
+    at.number_input(key="vis_f_steps").set_value(5).run()
+    at.button(key="vis_run_filters").click().run()
+    wait_for_job(at)
+    shown = at.get("image")
+    assert shown, "no pictures of filters"
+    at = open_view(at, "Classes")
+    at.number_input(key="vis_c_steps").set_value(10).run()
+    at.button(key="vis_run_class").click().run()
+    wait_for_job(at)
+    assert not errors(at)
+    assert any(k[0] == "class" for k in at.session_state["vis_results"])
+
+
+def test_vgg16_without_imagenet_weights_says_so_and_offers_random_weights():
+    at = open_page()
+    assert at.session_state["vis_model_source"] == "ImageNet model"
+    warning = at.warning[0].value
+    assert "ImageNet weights for VGG16 could not be had" in warning and "CVCORE_WEIGHTS_DIR" in warning
+    at.button(key="vis_use_random").click().run()
+    assert_clean(at)
+    assert metrics(at)["Input"] == "224 x 224 x 3" and metrics(at)["Parameters"] == "138,357,544"
+    assert metrics(at)["Classes"] == "1,000"
+
+
+def test_an_uploaded_keras_file_and_one_that_would_run_code(digits_run):
+    from cvcore import saving
+
+    at = open_page(vis_model_source="Upload .keras")
+    at.file_uploader(key="vis_model_file").set_value(
+        ("tiny.keras", saving.model_to_bytes(digits_run["model"]), "application/octet-stream")).run()
+    assert_clean(at)
+    assert metrics(at)["Input"] == "28 x 28 x 1"
+    inputs = keras.Input((4,))
+    bad = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    at.file_uploader(key="vis_model_file").set_value(
+        ("bad.keras", saving.model_to_bytes(bad), "application/octet-stream")).run()
+    assert_clean(at)
+    assert "code" in errors(at).lower() or "safe" in errors(at).lower(), errors(at)
+
+
+def test_a_colour_photo_on_a_digits_model(digits_run):
+    at = page_with_run(digits_run)
+    at.segmented_control(key="vis_image_kind").set_value("Another image").run()
+    assert_clean(at)
+    at = open_view(at, "Saliency & Grad-CAM")
+    assert not errors(at)
+    np.testing.assert_equal(len(at.get("plotly_chart")) >= 5, True)
