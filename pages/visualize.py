@@ -338,8 +338,14 @@ if tab_cam.open:
         method = c2.segmented_control("Method", list(METHOD_TITLES), default="gradcam", format_func=METHOD_TITLES.get,
                                       key="vis_cam_method") or "gradcam"
         opacity = c3.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="vis_opacity", help="Of the map over the image.")
-        layer = st.selectbox("Layer", conv_names[::-1], key=f"vis_cam_layer_{model_key}",
+        c1, c2 = st.columns([3, 1])
+        layers_down = conv_names[::-1]
+        layer = c1.selectbox("Layer", layers_down, index=layers_down.index(vis_inputs.last_conv_layer(model)),
+                             key=f"vis_cam_layer_{model_key}",
                              help="The last convolution by default: the most specific maps that still know where.")
+        samples = int(c2.number_input("SmoothGrad samples", 0, 50, 20, key="vis_smooth",
+                                      help="Average the gradients over so many noisy copies of the image: less "
+                                           "speckle, more of the object. 0: vanilla gradients only."))
         cam_key = ("cam", model_key, digest, klass, method, layer)
         if method == "scorecam" and cam_key not in results():
             st.info("Score-CAM runs the model once per map of the layer: it runs in the background.",
@@ -361,9 +367,9 @@ if tab_cam.open:
         if cam is not None:
             c1.plotly_chart(plots.overlay(image, cam, opacity=opacity,
                                           title=f"{METHOD_TITLES[method]}: {class_names[klass]}"), key="vis_cam_fig")
-        samples = int(c3.number_input("SmoothGrad samples", 0, 50, 20, key="vis_smooth",
-                                      help="Average the gradients over so many noisy copies of the image: less "
-                                           "speckle, more of the object. 0: vanilla gradients."))
+            if not cam.any():
+                c1.caption(f"All zero: nothing in {layer}'s maps raises the score of {class_names[klass]} here. "
+                           "Try the predicted class, or another layer.")
         try:
             vanilla = saliency_map(model, model_key, digest, image, klass, 0)
             smooth = saliency_map(model, model_key, digest, image, klass, samples) if samples else None
@@ -379,10 +385,10 @@ if tab_cam.open:
                    "averages away the speckle. Grad-CAM is coarse (the last convolution's grid) but class-specific.")
 
 
-def fit_kernel(img):
-    """A kernel image (3 x 3, say) enlarged with square pixels, so that it can be seen."""
+def enlarge(img, side: int = 48):
+    """A small picture (a 3 x 3 kernel, a 28 x 28 digit) enlarged with square pixels, so that it is seen sharp."""
     img = np.asarray(img)
-    scale = max(1, 48 // max(img.shape[:2]))
+    scale = max(1, side // max(img.shape[:2]))
     return np.kron(img, np.ones((scale, scale) + ((1,) if img.ndim == 3 else ()), img.dtype))
 
 
@@ -425,21 +431,22 @@ if tab_filters.open:
                 st.markdown(f"**The first layer's kernels, drawn as weights** · {weights.shape[0]} x {weights.shape[1]} x "
                             f"{weights.shape[2]} x {weights.shape[3]}: what the first layer looks for, straight from "
                             "its weights (bright: positive, dark: negative).")
-                st.image([fit_kernel(k) for k in kernel_images[:64]], caption=[f"{i}" for i in range(min(64, len(kernel_images)))],
+                st.image([enlarge(k) for k in kernel_images[:64]], caption=[f"{i}" for i in range(min(64, len(kernel_images)))],
                          width=56)
             st.markdown("**What a filter responds to most**: start from a gray image with a little noise and "
                         "climb the gradient of one filter's mean activation, normalizing the gradient at each step "
                         "(the seed's recipe).")
             c1, c2 = st.columns(2)
-            layer = c1.selectbox("Layer", conv_names, index=len(conv_names) - 1, key=f"vis_f_layer_{model_key}",
+            layer = c1.selectbox("Layer", conv_names, index=conv_names.index(vis_inputs.last_conv_layer(model)),
+                                 key=f"vis_f_layer_{model_key}",
                                  help="Early layers: edges and colours. Deep layers: textures and parts of objects.")
             n_filters = vis_inputs.submodel(model, [layer]).output_shape[-1]
             count = int(c2.slider("First N filters", 1, min(32, n_filters), min(8, n_filters), key="vis_f_count",
                                   help=f"This layer has {n_filters} filters; they are optimized together, as one batch."))
             steps, step_size, size = ascent_settings("vis_f", 30, 128)
             key = ("filters", model_key, layer, count, steps, step_size, size)
-            if not show_result(key, lambda imgs: st.image(list(imgs), caption=[f"filter {i}" for i in range(len(imgs))],
-                                                          width=150)):
+            if not show_result(key, lambda imgs: st.image([enlarge(i, 150) for i in imgs],
+                                                          caption=[f"filter {i}" for i in range(len(imgs))], width=150)):
                 st.button(f"Visualize the first {count} filters of {layer}", key="vis_run_filters", type="primary",
                           disabled=busy(), icon=":material/play_arrow:",
                           on_click=submit, args=(key, f"{count} filters of {layer}",
@@ -461,7 +468,7 @@ if tab_classes.open:
 
         def render_class(img):
             c1, c2 = st.columns([1, 2])
-            c1.image(img, caption=f"{class_names[klass]}, as {model.name} sees it", width=300)
+            c1.image(enlarge(img, 300), caption=f"{class_names[klass]}, as {model.name} sees it", width=300)
             check = vis.top_predictions(model, img, k=min(3, len(class_names)), class_names=class_names)
             c2.plotly_chart(plots.probability_bars([p for _, _, p in check], [n for _, n, _ in check], height=220,
                                                    title="What the model predicts for this picture"),

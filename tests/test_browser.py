@@ -100,7 +100,15 @@ def assert_no_errors(pg, name):
 
 
 def shoot(pg, name):
-    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    """A screenshot of the whole page: Streamlit scrolls inside its app view, so the viewport is
+    stretched to the content's height for the picture (at most 6000 px), then put back."""
+    size = pg.viewport_size
+    height = pg.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
+                         "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 0)")
+    pg.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 6000))})
+    time.sleep(0.5)
+    pg.screenshot(path=str(SHOTS / f"{name}.png"))
+    pg.set_viewport_size(size)
 
 
 def test_a_page_url_opened_first_goes_through_the_app(server, page):
