@@ -6,13 +6,13 @@ change speed, and nothing is downloaded), everything measured in one run:
 Gradient ascent on ``block5_conv1``, filter 0, in steps per second:
 
 * plain, cut: the seed's loop as an eager TensorFlow 2 script: a
-  ``tf.GradientTape`` over ``keras.Model(model.inputs, layer.output)``, the
+  ``tf.GradientTape`` over ``keras.Model(model.input, layer.output)``, the
   loss the filter's mean activation, the gradient divided by its root mean
   square, ``x += step * grads``, one step per Python iteration. The seed's own
   code (Keras 2, ``K.gradients(loss, model.input)`` on the layer's output)
   computes exactly this cut part of the network;
 * plain, full: the same over the multi-output
-  ``keras.Model(model.inputs, [layer.output, model.output])``, which also
+  ``keras.Model(model.input, [layer.output, model.output])``, which also
   runs the Dense head on every step (a common way to port it, shown so the
   reader sees what each baseline is);
 * ``maximize_filter`` with ``precision="float32"`` and with the default

@@ -12,6 +12,7 @@ from cvcore import data  # noqa: E402
 from cvcore.errors import CvcoreError, ShapeError  # noqa: E402
 from cvcore.visualize import inputs  # noqa: E402
 from cvcore.visualize.ascent import (  # noqa: E402
+    _cache,
     first_layer_kernels,
     maximize_class,
     maximize_filter,
@@ -173,9 +174,22 @@ def test_regularizers_change_the_result(trained):
 def test_caffe_preprocessing_and_vgg16_any_size():
     vgg = keras.applications.VGG16(weights=None, include_top=False)  # "caffe" by its name; any size
     assert inputs.preprocessing_of(vgg) == "caffe"
-    img = maximize_filter(vgg, "block2_conv1", 3, steps=3, size=40)
+    img = maximize_filter(vgg, "block2_conv1", 3, steps=3, size=40, precision="bfloat16")
     assert img.shape == (40, 40, 3) and img.dtype == np.uint8
     assert img.std() > 5  # a picture, not a flat gray
+    assert _cache[vgg][("net", "filter", "bfloat16")].precision == "bfloat16"  # the copy was made, not a fallback
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_bfloat16_copy_is_made(trained, sequential):
+    model = keras.Sequential(_digits_cnn().layers) if sequential else trained
+    maximize_filter(model, "conv1", 0, steps=1, precision="bfloat16")
+    maximize_class(model, 0, steps=1, precision="bfloat16")
+    for what in ("filter", "class"):
+        net = _cache[model][("net", what, "bfloat16")]
+        assert net.precision == "bfloat16" and all(
+            layer.dtype_policy.name == "bfloat16" for layer in net.clone.layers if layer.weights)
+    assert "predictions" not in {layer.name for layer in _cache[model][("net", "filter", "bfloat16")].clone.layers}
 
 
 # ----------------------------------------------------------------------------- progress, stop, threads

@@ -30,8 +30,10 @@ How it is fast:
   one call (a ``while`` loop in the graph), between progress reports;
 * ``precision="auto"`` computes in bfloat16 on CPUs that do it natively
   (AVX512-BF16 or AMX: about twice the float32 throughput), on a bfloat16
-  copy of the model (half its weights' memory, made once per model; the
-  layers an ascent uses are refreshed from the model at every call);
+  copy of the model (made once per model: for filters, of the layers up to
+  the last feature map; for classes, of the whole model; half the weights'
+  memory; the layers an ascent uses are refreshed from the model at every
+  call, so training is seen);
   float32 elsewhere (on a GPU, and on CPUs without it);
 * for a model that accepts any input size, ``work_size`` runs the ascent on
   a smaller image (cost grows with its area) that is upscaled after. A model
@@ -239,9 +241,15 @@ class _Net:
                 self.clone, self._pairs, self.precision = clone[0], clone[1], "bfloat16"
                 self.sync(list(self._pairs))
 
-    def compute_model(self, model):
-        """The bfloat16 copy, or ``model`` itself."""
-        return self.clone if self.clone is not None else model
+    def compute_model(self, model, layer_name=None):
+        """The bfloat16 copy (when it has ``layer_name``), or ``model`` itself."""
+        if self.clone is None or (layer_name is not None and layer_name not in self._names):
+            return model
+        return self.clone
+
+    @property
+    def _names(self):
+        return {layer.name for layer in self.clone.layers}
 
     @staticmethod
     def _bf16_clone(model):
@@ -263,6 +271,8 @@ class _Net:
         originals = {layer.name: layer for layer in model.layers}
         pairs = {}
         for layer in clone.layers:
+            if not layer.weights and type(layer).__name__ == "InputLayer":
+                continue  # a functional clone names its input anew
             original = originals.get(layer.name)
             if original is None or len(layer.weights) != len(original.weights) or any(
                     tuple(a.shape) != tuple(b.shape) for a, b in zip(layer.weights, original.weights)):
@@ -315,7 +325,7 @@ class _Ascent:
     def __init__(self, net: _Net, model, target, hw, channels, kind):
         import tensorflow as tf
 
-        cut, head = _objective(net.compute_model(model), target)
+        cut, head = _objective(net.compute_model(model, target[1] if target[0] == "filter" else None), target)
         self.net = net
         self.kind = kind
         self.hw = hw
@@ -414,9 +424,12 @@ def _compiled(model, target, hw, channels, precision) -> _Ascent:
         if key in per_model:
             per_model.move_to_end(key)
             return per_model[key]
-        net_key = ("net", precision)
+        # One copy for every filter (the model up to its last feature map: VGG16's 14.7 million weights,
+        # not its Dense head's 123 million), one for classes (the whole model).
+        net_key = ("net", target[0], precision)
         if net_key not in per_model:
-            per_model[net_key] = _Net(model, precision)
+            base = inputs.submodel(model, [inputs.conv_layer_names(model)[-1]]) if target[0] == "filter" else model
+            per_model[net_key] = _Net(base, precision)
         try:
             entry = _Ascent(per_model[net_key], model, target, hw, channels, inputs.preprocessing_of(model))
         except CvcoreError:
