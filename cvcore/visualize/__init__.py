@@ -3,7 +3,8 @@
 * :func:`activations`: every channel of chosen layers for one image (:mod:`.activations`).
 * :func:`class_activation_map`: Grad-CAM, Grad-CAM++ and Score-CAM (:mod:`.cam`).
 * :func:`saliency`: vanilla gradients and SmoothGrad (:mod:`.saliency`).
-* :func:`maximize_filter`, :func:`maximize_class`: gradient ascent in input space (:mod:`.ascent`).
+* :func:`maximize_filter`, :func:`maximize_filters`, :func:`maximize_class`: gradient ascent in
+  input space; :func:`first_layer_kernels`: the first convolution's weights as pictures (:mod:`.ascent`).
 * :func:`top_predictions`: the most probable classes for one image (:mod:`.predictions`).
 
 Every function takes one image as a person hands it over (uint8, or float)
@@ -21,6 +22,8 @@ _LAZY = {
     "saliency": "saliency",
     "maximize_filter": "ascent",
     "maximize_class": "ascent",
+    "maximize_filters": "ascent",
+    "first_layer_kernels": "ascent",
     "top_predictions": "predictions",
 }
 
