@@ -436,22 +436,31 @@ if tab_filters.open:
             st.markdown("**What a filter responds to most**: start from a gray image with a little noise and "
                         "climb the gradient of one filter's mean activation, normalizing the gradient at each step "
                         "(the seed's recipe).")
-            c1, c2 = st.columns(2)
+            c1, c2, c3 = st.columns([2, 1, 2])
             layer = c1.selectbox("Layer", conv_names, index=conv_names.index(vis_inputs.last_conv_layer(model)),
                                  key=f"vis_f_layer_{model_key}",
                                  help="Early layers: edges and colours. Deep layers: textures and parts of objects.")
             n_filters = vis_inputs.submodel(model, [layer]).output_shape[-1]
-            count = int(c2.slider("First N filters", 1, min(32, n_filters), min(8, n_filters), key="vis_f_count",
-                                  help=f"This layer has {n_filters} filters; they are optimized together, as one batch."))
+            which = c2.radio("Show", ["The first N", "One filter"], key="vis_f_which",
+                             help="A grid of the layer's first filters (optimized together, as one batch), "
+                                  "or one filter by its index.")
+            if which == "One filter":
+                index = int(c3.number_input(f"Filter index (0–{n_filters - 1})", 0, n_filters - 1, 0,
+                                            key=f"vis_f_index_{model_key}_{layer}"))
+                indices, label = [index], f"filter {index} of {layer}"
+            else:
+                count = int(c3.slider("First N filters", 1, min(32, n_filters), min(8, n_filters), key="vis_f_count",
+                                      help=f"This layer has {n_filters} filters."))
+                indices, label = list(range(count)), f"the first {count} filters of {layer}"
             steps, step_size, size = ascent_settings("vis_f", 30, 128)
-            key = ("filters", model_key, layer, count, steps, step_size, size)
+            key = ("filters", model_key, layer, tuple(indices), steps, step_size, size)
             if not show_result(key, lambda imgs: st.image([enlarge(i, 150) for i in imgs],
-                                                          caption=[f"filter {i}" for i in range(len(imgs))], width=150)):
-                st.button(f"Visualize the first {count} filters of {layer}", key="vis_run_filters", type="primary",
+                                                          caption=[f"filter {i}" for i in indices], width=150)):
+                st.button(f"Visualize {label}", key="vis_run_filters", type="primary",
                           disabled=busy(), icon=":material/play_arrow:",
-                          on_click=submit, args=(key, f"{count} filters of {layer}",
+                          on_click=submit, args=(key, label,
                                                  lambda progress, stop: ascent.maximize_filters(
-                                                     model, layer, list(range(count)), steps=steps,
+                                                     model, layer, indices, steps=steps,
                                                      step_size=step_size, size=size, on_progress=progress,
                                                      should_stop=stop)))
 

@@ -228,6 +228,26 @@ def test_training_a_model_in_the_browser(server, page):
     wait_ready(page, settle=2.0)
     assert_no_errors(page, "visualize (filters)")
     shoot(page, "visualize-filters")
+    page.get_by_role("tab", name="Classes").click()
+    wait_ready(page)
+    steps = page.locator('[data-testid="stNumberInput"]', has_text="Steps").locator("input")
+    steps.fill("20")
+    steps.press("Enter")
+    wait_ready(page)
+    page.get_by_role("button", name=re.compile(r"Visualize class")).click()
+    page.get_by_text("What the model predicts for this picture").wait_for(timeout=120_000)
+    wait_ready(page, settle=2.0)
+    assert_no_errors(page, "visualize (classes)")
+    shoot(page, "visualize-class")
+    page.get_by_role("tab", name="Saliency & Grad-CAM").click()
+    wait_ready(page)
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Score-CAM").click()
+    wait_ready(page)
+    page.get_by_role("button", name="Compute Score-CAM").click()
+    page.get_by_role("button", name="Compute Score-CAM").wait_for(state="detached", timeout=120_000)  # the map is in
+    wait_ready(page, settle=2.0)
+    assert_no_errors(page, "visualize (Score-CAM)")
+    shoot(page, "visualize-scorecam")
 
 
 def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):

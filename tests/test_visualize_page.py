@@ -153,3 +153,16 @@ def test_a_colour_photo_on_a_digits_model(digits_run):
     at = open_view(at, "Saliency & Grad-CAM")
     assert not errors(at)
     np.testing.assert_equal(len(at.get("plotly_chart")) >= 5, True)
+
+
+def test_one_filter_by_its_index(digits_run):
+    at = open_view(page_with_run(digits_run), "Filters")
+    at.radio(key="vis_f_which").set_value("One filter").run()
+    at.number_input(key="vis_f_index_run:test-job_conv2d_1").set_value(3).run()
+    at.number_input(key="vis_f_steps").set_value(5).run()
+    at.button(key="vis_run_filters").click().run()
+    wait_for_job(at)
+    keys = [k for k in at.session_state["vis_results"] if k[0] == "filters"]
+    assert keys and keys[-1][3] == (3,)
+    result = at.session_state["vis_results"][keys[-1]]["value"]
+    assert len(result) == 1 and result[0].shape == (28, 28, 1)
