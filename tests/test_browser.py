@@ -185,15 +185,20 @@ def choose(page, label, option):
     wait_ready(page)
 
 
+def set_number(page, label, value):
+    """Type a value into the Streamlit number input whose label is `label`."""
+    box = page.locator('[data-testid="stNumberInput"]', has_text=label).locator("input")
+    box.fill(str(value))
+    box.press("Enter")
+    wait_ready(page)
+
+
 def test_training_a_model_in_the_browser(server, page):
     page.goto(server + "/train")
     wait_ready(page)
     assert metric(page, "Parameters") == "3,730"
     choose(page, "Data set", "scikit-learn digits")
-    epochs = page.locator('[data-testid="stNumberInput"]', has_text="Epochs").locator("input")
-    epochs.fill("2")
-    epochs.press("Enter")
-    wait_ready(page)
+    set_number(page, "Epochs", 2)
     page.get_by_role("button", name="Train", exact=True).first.click()
     try:  # the run's results: its test accuracy, under "Inside one run"
         page.locator('[data-testid="stMetric"]', has_text="Test accuracy").wait_for(timeout=180_000)
@@ -219,10 +224,7 @@ def test_training_a_model_in_the_browser(server, page):
     shoot(page, "visualize-gradcam")
     page.get_by_role("tab", name="Filters").click()
     wait_ready(page)
-    steps = page.locator('[data-testid="stNumberInput"]', has_text="Steps").locator("input")
-    steps.fill("10")
-    steps.press("Enter")
-    wait_ready(page)
+    set_number(page, "Steps", 10)
     page.get_by_role("button", name=re.compile(r"Visualize the first \d+ filters")).click()
     page.get_by_text(re.compile(r"^filter 0$")).wait_for(timeout=120_000)
     wait_ready(page, settle=2.0)
@@ -230,10 +232,7 @@ def test_training_a_model_in_the_browser(server, page):
     shoot(page, "visualize-filters")
     page.get_by_role("tab", name="Classes").click()
     wait_ready(page)
-    steps = page.locator('[data-testid="stNumberInput"]', has_text="Steps").locator("input")
-    steps.fill("20")
-    steps.press("Enter")
-    wait_ready(page)
+    set_number(page, "Steps", 20)
     page.get_by_role("button", name=re.compile(r"Visualize class")).click()
     page.get_by_text("What the model predicts for this picture").wait_for(timeout=120_000)
     wait_ready(page, settle=2.0)
