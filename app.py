@@ -21,6 +21,22 @@ PAGES = {
                          url_path="visualize"),
 }
 
+START_HERE = [
+    ("filters", "Hand-made kernels on MNIST digits and colour photographs; padding, stride, ReLU and pooling, "
+                "step by step; the Keras `Conv2D` line that does the same."),
+    ("train", "Build a layer stack or start from the chapters' models; SGD, momentum, Adam, L1/L2, dropout and "
+              "batch normalization; live curves, runs compared side by side, confusion matrix, mistakes, "
+              "activations, and a digit you draw."),
+    ("data", "A zip of class folders or a server folder, checked file by file; images per class, sizes, samples, "
+             "unreadable files; a stratified validation split that never moves a file."),
+    ("augment", "Random rotations, shifts, shears, zooms and flips with Keras preprocessing layers, or the seed's "
+                "imgaug pipeline; a seeded grid of versions and the recipe as code."),
+    ("background", "Keep what is leaf-green with OpenCV (RGB and CIELUV distances, an HSV range, GrabCut), see the "
+                   "mask, and clean a whole folder."),
+    ("visualize", "Every layer's activations, filters and classes by gradient ascent, saliency and SmoothGrad, "
+                  "Grad-CAM, Grad-CAM++ and Score-CAM, on your model or VGG16 and friends."),
+]
+
 
 def home() -> None:
     st.title("ConvNet Explorer")
@@ -30,25 +46,10 @@ def home() -> None:
         "ConvNets, bring your own image folders, reuse VGG16, and open the black box."
     )
     st.subheader("Start here")
-    st.page_link(PAGES["filters"], label="**Filters & convolution**: hand-made kernels on MNIST digits "
-                 "and colour photographs; padding, stride, ReLU and pooling, step by step; the Keras "
-                 "`Conv2D` line that does the same.", icon=":material/filter_alt:")
-    st.page_link(PAGES["train"], label="**Train a ConvNet**: build a layer stack or start from the chapters' "
-                 "models; SGD, momentum, Adam, L1/L2, dropout and batch normalization; live curves, runs compared "
-                 "side by side, confusion matrix, mistakes, activations, and a digit you draw.",
-                 icon=":material/model_training:")
-    st.page_link(PAGES["data"], label="**Your image folders**: a zip of class folders or a server folder, checked "
-                 "file by file; images per class, sizes, samples, unreadable files; a stratified validation split "
-                 "that never moves a file.", icon=":material/folder_open:")
-    st.page_link(PAGES["augment"], label="**Augmentation**: random rotations, shifts, shears, zooms and flips with "
-                 "Keras preprocessing layers, or the seed's imgaug pipeline; a seeded grid of versions and the recipe "
-                 "as code.", icon=":material/auto_awesome_motion:")
-    st.page_link(PAGES["background"], label="**Background removal**: keep what is leaf-green with OpenCV (RGB and "
-                 "CIELUV distances, an HSV range, GrabCut), see the mask, and clean a whole folder.",
-                 icon=":material/grass:")
-    st.page_link(PAGES["visualize"], label="**What ConvNets learn**: every layer's activations, filters and classes "
-                 "by gradient ascent, saliency and SmoothGrad, Grad-CAM, Grad-CAM++ and Score-CAM, on your model or "
-                 "VGG16 and friends.", icon=":material/visibility:")
+    # A short link and the page's description beneath: a page link's label does not wrap.
+    for key, blurb in START_HERE:
+        st.page_link(PAGES[key], label=f"**{PAGES[key].title}**", icon=PAGES[key].icon)
+        st.caption(blurb)
     st.subheader("The arc of the chapters")
     st.markdown(
         "1. **Filters**: a convolution is a small window of weights slid over an image; "
