@@ -77,7 +77,7 @@ def preprocessing_of(model) -> str:
     if tag is not None:
         return tag
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    if layers and type(layers[0]).__name__ == "Rescaling":
+    if layers and type(layers[0]).__name__ in ("Rescaling", "ImagenetPreprocessing"):  # cvcore.transfer
         return "raw"
     name = model.name.lower()
     for prefix, kind in _BY_APPLICATION.items():
