@@ -87,6 +87,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import device
 from .errors import AugmentError
 
 __all__ = [
@@ -466,12 +467,7 @@ _shear_class = None
 
 def _keras():
     """Keras, after :func:`cvcore.device.configure` (the project's rule before importing it)."""
-    from . import device
-
-    device.configure()
-    import keras
-
-    return keras
+    return device.keras()
 
 
 def _centred_shear():

@@ -15,7 +15,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-__all__ = ["DeviceInfo", "configure", "configure_async", "peek", "describe"]
+__all__ = ["DeviceInfo", "configure", "configure_async", "peek", "describe", "keras", "tensorflow"]
 
 _lock = threading.Lock()
 _info: "DeviceInfo | None" = None
@@ -136,3 +136,24 @@ def describe() -> str:
     """
     info = configure()
     return f"{info.label} · TensorFlow {info.tensorflow} · Keras {info.keras}"
+
+
+def keras():
+    """The ``keras`` module, imported after :func:`configure`: the one way cvcore's modules get Keras.
+
+    Example:
+        >>> keras().__name__
+        'keras'
+    """
+    configure()
+    import keras as _keras
+
+    return _keras
+
+
+def tensorflow():
+    """The ``tensorflow`` module, imported after :func:`configure`."""
+    configure()
+    import tensorflow as _tf
+
+    return _tf

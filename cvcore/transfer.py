@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import device
 from .applications import APPLICATIONS, load_application
 from .errors import CvcoreError, ShapeError
 from .visualize import inputs
@@ -44,12 +45,7 @@ _preprocessing_class = None
 
 def _keras():
     """Keras, after :func:`cvcore.device.configure` (the project's rule before importing it)."""
-    from . import device
-
-    device.configure()
-    import keras
-
-    return keras
+    return device.keras()
 
 
 def _preprocessing_layer():

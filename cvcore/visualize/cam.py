@@ -69,6 +69,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import device
 from ..errors import CvcoreError, ShapeError
 from . import inputs
 
@@ -246,21 +247,11 @@ class _LRU:
 
 
 def _keras():
-    from .. import device
-
-    device.configure()  # before TensorFlow's first import, as everywhere in cvcore
-    import keras
-
-    return keras
+    return device.keras()  # TensorFlow's first import goes through device.configure()
 
 
 def _tf():
-    from .. import device
-
-    device.configure()
-    import tensorflow as tf
-
-    return tf
+    return device.tensorflow()
 
 
 # --------------------------------------------------------------------------
