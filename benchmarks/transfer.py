@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from training import _epoch_timer  # noqa: E402  (benchmarks/training.py's per-epoch timer)
 
 from cvcore import device  # noqa: E402
 from cvcore.applications import load_application  # noqa: E402
@@ -41,21 +42,6 @@ from cvcore.transfer import build_transfer_model, extract_features  # noqa: E402
 SIZE, CLASSES, BATCH = 150, 12, 32
 
 
-def _epoch_timer():
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
 
 
 def _fit(model, x, y, epochs):

@@ -10,22 +10,7 @@ from cvcore.visualize import inputs, top_predictions
 keras = pytest.importorskip("keras")
 
 
-@pytest.fixture(autouse=True)
-def no_download(monkeypatch, tmp_path):
-    """No weights are downloaded in tests: Keras' cache is empty and a fetch fails as it does offline."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    monkeypatch.delenv(applications.WEIGHTS_DIR_ENV, raising=False)
-    real = keras.utils.get_file
-
-    def offline(fname=None, origin=None, *args, **kwargs):
-        if origin and origin.startswith("http"):
-            raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
-        return real(fname, origin, *args, **kwargs)
-
-    monkeypatch.setattr(keras.utils, "get_file", offline)
-    import keras.src.applications.mobilenet_v2 as mv2
-    monkeypatch.setattr(mv2.file_utils, "get_file", offline)
-    yield
+pytestmark = pytest.mark.usefixtures("offline_weights")  # tests/conftest.py: nothing downloads
 
 
 def save_like_keras_applications(model, path):

@@ -26,17 +26,13 @@ def open_page(**state):
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """No downloads: MNIST and ImageNet weights fail as they do here; caches start empty."""
+def offline(monkeypatch, tmp_path, offline_weights):
+    """No downloads: MNIST and ImageNet weights (tests/conftest.py) fail as they do here; caches start empty."""
     def no_download(*args, **kwargs):
-        raise Exception("URL fetch failure on https://example/x.h5: None -- [Errno -2] Name or service not known")
+        raise Exception("URL fetch failure on https://example/mnist.npz: None -- [Errno -2] Name or service not known")
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "uploads"))
-    import keras.src.applications.vgg16 as vgg16
-
-    monkeypatch.setattr(vgg16.file_utils, "get_file", no_download)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
