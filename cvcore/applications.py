@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import CvcoreError, WeightsUnavailableError
 
-__all__ = ["APPLICATIONS", "load_application", "imagenet_class_names", "weights_file", "WEIGHTS_DIR_ENV"]
+__all__ = ["APPLICATIONS", "load_application", "ensure_weights", "imagenet_class_names", "weights_file", "WEIGHTS_DIR_ENV"]
 
 WEIGHTS_DIR_ENV = "CVCORE_WEIGHTS_DIR"
 RESOURCES = Path(__file__).resolve().parent / "resources"
@@ -69,6 +69,38 @@ def weights_file(name: str, *, include_top: bool = True):
         if candidate.is_file():
             return candidate
     return None
+
+
+def ensure_weights(name: str, *, include_top: bool = True) -> Path:
+    """The local ImageNet weights file of ``name``, fetched once into Keras' cache when it is missing.
+
+    Args:
+        name: a key of :data:`APPLICATIONS`.
+        include_top: the file with the ImageNet classifier, or the smaller one
+            without it (what transfer learning uses).
+
+    Returns:
+        The file's path (in ``$CVCORE_WEIGHTS_DIR`` or Keras' cache).
+
+    Raises:
+        WeightsUnavailableError: offline and not there; the message says where to put it.
+
+    Example:
+        >>> ensure_weights("vgg16", include_top=False).name  # doctest: +SKIP
+        'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'
+    """
+    local = weights_file(name, include_top=include_top)
+    if local is not None:
+        return local
+    size = 75 if name == "inceptionv3" else 32  # the smallest model that fetches the same file
+    load_application(name, weights="imagenet", include_top=include_top,
+                     input_shape=None if include_top else (size, size, 3))
+    local = weights_file(name, include_top=include_top)
+    if local is None:
+        spec = _check_name(name)
+        raise WeightsUnavailableError(f"ImageNet weights for {spec['title']} were fetched but are not in Keras' cache; "
+                                      f"put {spec['files'][0 if include_top else 1]} into ${WEIGHTS_DIR_ENV}.")
+    return local
 
 
 def load_application(name: str, *, weights="imagenet", include_top: bool = True, input_shape=None):

@@ -236,6 +236,25 @@ def _unpack(data):
     return x_train, y_train, x_val, y_val
 
 
+def _is_dataset(obj) -> bool:
+    return hasattr(obj, "element_spec") and hasattr(obj, "cardinality")
+
+
+def _unpack_datasets(data):
+    """``(train_ds, val_ds)`` when ``data`` holds tf.data datasets, else None (arrays)."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2 or not _is_dataset(data[0]):
+        return None
+    train_ds, val_ds = data
+    if val_ds is not None and not _is_dataset(val_ds):
+        raise CvcoreError(f"With a training dataset, the validation data must be a tf.data dataset or None; "
+                          f"received {type(val_ds).__name__}.")
+    card = int(train_ds.cardinality())
+    if card < 1:
+        raise CvcoreError("The training dataset must be batched, finite and not empty, with a known length "
+                          f"(tf.data cardinality {card}).")
+    return train_ds, val_ds
+
+
 # --------------------------------------------------------------------------
 # speed
 
@@ -473,7 +492,11 @@ def train(
         data: ``((x_train, y_train), (x_val, y_val))``; ``x_val`` may be
             None (no validation). Images as :func:`prepare_images` takes
             them (uint8 N x 28 x 28 is scaled to [0, 1] and given a channel
-            axis here); labels are class indices.
+            axis here); labels are class indices. Or ``(train_ds, val_ds)``:
+            batched ``tf.data`` datasets of ``(images, labels)`` with a known
+            length, fed to the model as they are (``val_ds`` may be None;
+            ``batch_size`` and ``fast`` are then only validated: the
+            datasets keep their own batching and pipeline).
         epochs: number of passes over the training set (1 to 1000).
         batch_size: images per update (1 to 65536).
         optimizer: as :func:`make_optimizer` takes it.
@@ -539,17 +562,24 @@ def train(
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         opt_config = _optimizer_config(optimizer)  # validate before any work
 
-    x_train, y_train, x_val, y_val = _unpack(data)
     units = _output_units(model)
-    input_shape = model.input_shape[1:]
-    x = prepare_images(x_train, input_shape)
-    if len(x) == 0:
-        raise ShapeError("`x_train` holds no images.")
-    y = _prepare_labels(y_train, len(x), units, "y_train")
-    val = None
-    if x_val is not None:
-        xv = prepare_images(x_val, input_shape)
-        val = (xv, _prepare_labels(y_val, len(xv), units, "y_val")) if len(xv) else None
+    datasets = _unpack_datasets(data)
+    if datasets is not None:
+        x, val = datasets
+        steps = int(x.cardinality())
+        fast = False  # the dataset is the pipeline
+    else:
+        x_train, y_train, x_val, y_val = _unpack(data)
+        input_shape = model.input_shape[1:]
+        x = prepare_images(x_train, input_shape)
+        if len(x) == 0:
+            raise ShapeError("`x_train` holds no images.")
+        y = _prepare_labels(y_train, len(x), units, "y_train")
+        val = None
+        if x_val is not None:
+            xv = prepare_images(x_val, input_shape)
+            val = (xv, _prepare_labels(y_val, len(xv), units, "y_val")) if len(xv) else None
+        steps = math.ceil(len(x) / batch_size)
 
     # compile
     key = repr(sorted(opt_config.items())) if opt_config is not None else id(optimizer)
@@ -563,7 +593,6 @@ def train(
         )
         model._cvcore_optimizer = key
 
-    steps = math.ceil(len(x) / batch_size)
     spe = fast_steps_per_execution(model, batch_size) if fast else 1
     spe = max(1, min(spe, steps))
     saved = int(model.steps_per_execution)
@@ -579,7 +608,8 @@ def train(
         "epoch_seconds": [], "report": on_progress, "should_stop": should_stop,
         "interval": float(progress_interval), "next_report": time.perf_counter() + float(progress_interval),
         "start": time.perf_counter(), "epoch_start": time.perf_counter(),
-        "val": None, "val_batch_size": FAST_VALIDATION_BATCH_SIZE if fast else batch_size,
+        "val": None, "val_batch_size": None if datasets is not None else
+        FAST_VALIDATION_BATCH_SIZE if fast else batch_size,
     }
 
     start_iterations = _iterations_of(model)
@@ -611,9 +641,12 @@ def train(
     try:
         import tensorflow as tf
 
-        # The validation images become tensors once, not once per epoch.
-        state["val"] = (tf.constant(val[0]), tf.constant(val[1])) if val is not None else None
-        if fast:
+        if datasets is not None:
+            state["val"] = (val, None) if val is not None else None
+            model.fit(x, epochs=epochs, verbose=0, shuffle=False, callbacks=[callback])  # the dataset shuffles
+        elif fast:
+            # The validation images become tensors once, not once per epoch.
+            state["val"] = (tf.constant(val[0]), tf.constant(val[1])) if val is not None else None
             model.fit(
                 _dataset(x, y, batch_size, seed=seed),
                 epochs=epochs,
@@ -622,6 +655,7 @@ def train(
                 callbacks=[callback],
             )
         else:
+            state["val"] = (tf.constant(val[0]), tf.constant(val[1])) if val is not None else None
             model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[callback])
     finally:
         if wanted != saved:

@@ -33,11 +33,21 @@ from .applications import APPLICATIONS, load_application
 from .errors import CvcoreError, ShapeError
 from .visualize import inputs
 
-__all__ = ["HEADS", "build_transfer_model", "extract_features", "unfreeze", "base_of", "custom_objects"]
+__all__ = ["HEADS", "FINETUNE_AFTER", "ExtractionStopped", "build_transfer_model", "extract_features", "unfreeze",
+           "base_of", "flat_model", "base_layer_names", "default_finetune_layers", "custom_objects"]
 
 HEADS = ("flatten", "gap")
 _CACHE_VERSION = 1
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+#: Fine-tuning unfreezes the layers above this one by default: the top block of each base
+#: (VGG16's block5, as in the seed; ResNet50's last residual block; InceptionV3's mixed10;
+#: MobileNetV2's last inverted residual block and its final convolution).
+FINETUNE_AFTER = {"vgg16": "block4_pool", "resnet50": "conv5_block2_out", "inceptionv3": "mixed9",
+                  "mobilenetv2": "block_15_add"}
+
+
+class ExtractionStopped(Exception):
+    """Raised by :func:`extract_features` when its ``should_stop`` returned true (nothing is cached)."""
 
 _class_lock = threading.Lock()
 _preprocessing_class = None
@@ -178,6 +188,81 @@ def base_of(model):
     return nested[0]
 
 
+def base_layer_names(model) -> list:
+    """Names of the base's layers from bottom to top, its input layer left out (what
+    :func:`unfreeze` counts from the top).
+
+    Example:
+        >>> base_layer_names(model)[-4:]  # VGG16  # doctest: +SKIP
+        ['block5_conv1', 'block5_conv2', 'block5_conv3', 'block5_pool']
+    """
+    return [layer.name for layer in base_of(model).layers if type(layer).__name__ != "InputLayer"]
+
+
+def default_finetune_layers(model) -> int:
+    """How many top layers of the base fine-tuning unfreezes by default (see :data:`FINETUNE_AFTER`).
+
+    Example:
+        >>> default_finetune_layers(model)  # VGG16: block5  # doctest: +SKIP
+        4
+    """
+    names = base_layer_names(model)
+    # By layer name: a base's model name varies ("mobilenetv2_1.00_64"), these layer names do not.
+    after = next((a for a in FINETUNE_AFTER.values() if a in names), None)
+    return len(names) - names.index(after) - 1 if after is not None else max(1, len(names) // 10)
+
+
+def flat_model(model):
+    """A copy of a transfer model with the base's layers at the top level, for looking inside it.
+
+    :func:`build_transfer_model` keeps the base as one nested layer (simple to
+    freeze and unfreeze); :mod:`cvcore.visualize` wants every convolution as
+    a layer of the model (activations per layer, Grad-CAM on
+    ``block5_conv3``). Every layer is copied (configuration and weights), so
+    that each belongs to one graph only; the copy gives the same outputs.
+
+    Args:
+        model: a model built by :func:`build_transfer_model`.
+
+    Returns:
+        A functional ``keras.Model``: ``pixels``, ``imagenet_preprocessing``,
+        the base's layers, the head's layers; tagged ``"raw"``.
+
+    Example:
+        >>> [layer.name for layer in flat_model(model).layers][:3]  # doctest: +SKIP
+        ['pixels', 'imagenet_preprocessing', 'block1_conv1']
+    """
+    keras = _keras()
+    base = base_of(model)
+    copies = []
+
+    def copy(layer):
+        new = layer.__class__.from_config(layer.get_config())
+        copies.append((new, layer))
+        return new
+
+    def inference(layer):  # BatchNormalization in inference mode, as the base runs in the transfer model
+        new = copy(layer)
+
+        def call(*args, **kwargs):
+            if getattr(new, "_call_has_training_arg", False):
+                kwargs["training"] = False
+            return new(*args, **kwargs)
+        return call
+
+    pixels = keras.Input(shape=model.input_shape[1:], name="pixels")
+    x = pixels
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        # The base's graph replayed on x with copies of its layers: they join this model's top level.
+        x = base._run_through_graph(x, operation_fn=inference) if layer is base else copy(layer)(x)
+    flat = keras.Model(pixels, x, name=f"{model.name}_flat")
+    for new, old in copies:
+        new.set_weights(old.get_weights())
+    return inputs.set_preprocessing(flat, "raw")
+
+
 def unfreeze(model, n_layers) -> int:
     """Make the top ``n_layers`` layers of the base trainable (BatchNormalization excepted) for fine-tuning.
 
@@ -242,7 +327,8 @@ def _check_batch(x, where: str) -> np.ndarray:
     return arr
 
 
-def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_progress=None, cache_key=None) -> np.ndarray:
+def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_progress=None, cache_key=None,
+                     should_stop=None) -> np.ndarray:
     """Run ``base_model`` over raw images, in batches, optionally reading and filling an on-disk cache.
 
     Args:
@@ -261,6 +347,8 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
         cache_key: a string that identifies a dataset's content (e.g. the
             fingerprint of its file list); required with ``cache_dir`` for a
             dataset, added to the key for an array.
+        should_stop: called after every batch; when it returns true,
+            :class:`ExtractionStopped` is raised and nothing is cached.
 
     Returns:
         float32 features, ``N x ...`` (the base's output shape).
@@ -268,6 +356,7 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
     Raises:
         CvcoreError: a bad argument, or a dataset to cache without ``cache_key``.
         ShapeError: images that are not N x H x W x 3.
+        ExtractionStopped: ``should_stop()`` returned true.
 
     Example:
         >>> base = load_application("vgg16", weights=None, include_top=False, input_shape=(64, 64, 3))  # doctest: +SKIP
@@ -278,8 +367,9 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
         raise CvcoreError(f"`base_model` must be a Keras model; received {type(base_model).__name__}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise CvcoreError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
-    if on_progress is not None and not callable(on_progress):
-        raise CvcoreError(f"`on_progress` must be callable or None; received {on_progress!r}.")
+    for arg, fn in (("on_progress", on_progress), ("should_stop", should_stop)):
+        if fn is not None and not callable(fn):
+            raise CvcoreError(f"`{arg}` must be callable or None; received {fn!r}.")
     if cache_key is not None and not isinstance(cache_key, str):
         raise CvcoreError(f"`cache_key` must be a string or None; received {cache_key!r}.")
     is_array = isinstance(images, np.ndarray) or isinstance(images, (list, tuple))
@@ -315,6 +405,8 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
                 pass  # a damaged file: compute again and replace it
 
     def run(batch):
+        if should_stop is not None and should_stop():
+            raise ExtractionStopped("Feature extraction was stopped; nothing was cached.")
         x = inputs.to_model_pixels(np.asarray(batch, np.float32) / 255.0, kind)
         return np.asarray(base_model.predict_on_batch(x), np.float32)
 

@@ -276,3 +276,25 @@ def test_mnist_cnn_preset_reaches_090_in_3_epochs(fashion):
             break
     print(f"mnist_cnn preset: test accuracy by epoch {accuracies}, {time.perf_counter() - start:.1f} s")
     assert accuracies[-1] >= 0.90
+
+
+def test_train_takes_tf_data_datasets_as_they_are():
+    """The Transfer page's pipelines: batched datasets go to fit as they are, validation included."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40, 28, 28, 1)).astype(np.float32)
+    y = (np.arange(40) % 10).astype(np.int32)
+    train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    val_ds = tf.data.Dataset.from_tensor_slices((x[:20], y[:20])).batch(8)
+    model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])
+    reports = []
+    h = train(model, (train_ds, val_ds), epochs=2, batch_size=16, on_progress=reports.append)
+    assert len(h["loss"]) == len(h["val_accuracy"]) == 2 and h["steps_run"] == 6
+    assert {r["steps"] for r in reports} == {3}
+    h = train(model, (train_ds, None), epochs=1, batch_size=16)
+    assert h["val_loss"] == [] and len(h["loss"]) == 1
+    with pytest.raises(CvcoreError, match="validation data must be a tf.data dataset"):
+        train(model, (train_ds, (x, y)), epochs=1, batch_size=16)
+    with pytest.raises(CvcoreError, match="known length"):
+        train(model, (train_ds.repeat(), None), epochs=1, batch_size=16)
