@@ -17,6 +17,8 @@ PAGES = {
                        url_path="augment"),
     "background": st.Page("pages/background.py", title="Background removal", icon=":material/grass:",
                           url_path="background"),
+    "transfer": st.Page("pages/transfer.py", title="Transfer learning", icon=":material/move_up:",
+                        url_path="transfer"),
     "visualize": st.Page("pages/visualize.py", title="What ConvNets learn", icon=":material/visibility:",
                          url_path="visualize"),
 }
@@ -33,6 +35,9 @@ START_HERE = [
                 "imgaug pipeline; a seeded grid of versions and the recipe as code."),
     ("background", "Keep what is leaf-green with OpenCV (RGB and CIELUV distances, an HSV range, GrabCut), see the "
                    "mask, and clean a whole folder."),
+    ("transfer", "VGG16, ResNet50, InceptionV3 or MobileNetV2 on your image folders: the logistic-regression "
+                 "baseline first, then a frozen base with a new head, cached bottleneck features, fine-tuning, and "
+                 "training from scratch, with each mode's cost, Keras' parameter counts and live curves."),
     ("visualize", "Every layer's activations, filters and classes by gradient ascent, saliency and SmoothGrad, "
                   "Grad-CAM, Grad-CAM++ and Score-CAM, on your model or VGG16 and friends."),
 ]
@@ -60,7 +65,6 @@ def home() -> None:
         "4. **Transfer learning**: a network pretrained on ImageNet, frozen, with a new head.\n"
         "5. **What ConvNets learn**: activations, filter visualizations, saliency and Grad-CAM."
     )
-    st.caption("The transfer-learning page (step 4) arrives next; this home page links to what is ready.")
 
 
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])

@@ -39,6 +39,7 @@ STEPS = {"p": 0.05, "percent": 0.01, "sigma": 0.1, "alpha": 0.05, "scale": 0.01,
          "scale_x": 0.05, "scale_y": 0.05, "translate_x": 0.01, "translate_y": 0.01, "rotate": 1.0, "shear": 1.0}
 MAX_SEED = 2**32 - 1
 ERROR_KEY = "aug_recipe_error"
+KERAS_RECIPE_KEY = "aug_keras_recipe"  # the last valid Keras recipe, read by the Transfer page
 
 wide_layout()
 st.title("Augmentation")
@@ -261,6 +262,8 @@ c3.button("New seed", key="aug_new_seed", on_click=new_seed, icon=":material/cas
 
 try:
     recipe = aug.validate_recipe(keras_recipe() if engine == "keras" else imgaug_recipe())
+    if engine == "keras":  # what the Transfer page applies in its input pipeline (widget values do not outlive this page)
+        st.session_state[KERAS_RECIPE_KEY] = recipe
     recipe_json = json.dumps(recipe, sort_keys=True)
     out = augmented(img, recipe_json, n, seed)
 except CvcoreError as err:

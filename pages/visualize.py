@@ -24,7 +24,7 @@ from ui.common import dataset, show_error, wide_layout
 from ui.datasets import session_workspace
 from ui.image_source import pick_image
 
-RUNS_KEY = "trn_runs"  # the Train page's runs, this session's
+RUNS_KEYS = ("trn_runs", "tl_runs")  # the Train and Transfer pages' runs, this session's
 JOB_KEY = "vis_job"  # {"id", "key", "label"} of the running visualization job
 RESULTS_KEY = "vis_results"  # key -> result of a finished job, this session's
 MAX_RESULTS = 24
@@ -44,11 +44,11 @@ st.caption(
 
 # ============================================================================ 1. model
 st.subheader("1 · Model", divider="gray")
-runs = [r for r in st.session_state.get(RUNS_KEY, []) if r.get("model") is not None]
+runs = [r for key in RUNS_KEYS for r in st.session_state.get(key, []) if r.get("model") is not None]
 source = st.segmented_control(
     "Model", ["Trained here", "ImageNet model", "Upload .keras"], key="vis_model_source",
     default="Trained here" if runs else "ImageNet model",
-    help="A model you trained on the Train page in this session, a famous network trained on ImageNet "
+    help="A model you trained on the Train or Transfer page in this session, a famous network trained on ImageNet "
          "(VGG16, ResNet50, InceptionV3, MobileNetV2), or a .keras file.",
 ) or ("Trained here" if runs else "ImageNet model")
 
@@ -75,10 +75,19 @@ def trained_model():
     labels = {r["label"]: r for r in runs}
     label = st.selectbox("Run", list(labels)[::-1], key="vis_run",
                          format_func=lambda lb: f"{lb}: {labels[lb]['title']}",
-                         help="The newest runs of the Train page keep their model.")
+                         help="The newest runs of the Train and Transfer pages keep their model.")
     run = labels[label]
-    (_, _, class_names), _, _ = dataset(run["dataset"])
-    return run["model"], f"run:{run['job']}", list(class_names), run
+    _, class_names, _ = run_test_data(run)
+    return run["model"], f"run:{run['label']}:{run['job']}", list(class_names), run
+
+
+def run_test_data(run):
+    """``((x_test, y_test), class_names, key)`` of a run: a Transfer run's validation images, or the
+    test set of the Train run's data set."""
+    if run.get("test_data") is not None:
+        return run["test_data"], run["class_names"], run["label"]
+    (_, test, class_names), used, _ = dataset(run["dataset"])
+    return test, class_names, used
 
 
 def imagenet_model():
@@ -176,11 +185,15 @@ st.subheader("2 · Image", divider="gray")
 
 
 def test_image():
-    (_, (xt, yt), names), used, _ = dataset(run["dataset"])
+    (xt, yt), names, used = run_test_data(run)
     c1, c2 = st.columns(2)
     label = c1.selectbox("Class", range(len(names)), format_func=lambda i: names[i], key="vis_test_class",
-                         help="A test image of the data set this model was trained on.")
+                         help="A test image of the data set this model was trained on (a validation image of a "
+                              "Transfer run).")
     members = np.flatnonzero(yt == label)
+    if not len(members):
+        c2.info(f"No test image of {names[label]!r}: pick another class, or another image.", icon=":material/info:")
+        st.stop()
     i = int(c2.number_input(f"Test image of the class (0–{len(members) - 1})", 0, len(members) - 1, 0,
                             key=f"vis_test_index_{used}_{label}"))
     return xt[members[i]], f"test image: {names[label]} #{i}", label

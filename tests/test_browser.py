@@ -249,16 +249,24 @@ def test_training_a_model_in_the_browser(server, page):
     shoot(page, "visualize-scorecam")
 
 
+def zip_folder(root, extra=None):
+    """``root``'s PNGs in ``root.zip`` beside it, under the folder's name, plus ``extra`` {name: text}."""
+    import zipfile
+
+    archive = root.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(root.rglob("*.png")):
+            zf.write(path, path.relative_to(root.parent).as_posix())
+        for name, text in (extra or {}).items():
+            zf.writestr(name, text)
+    return archive
+
+
 def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     from cvcore import samples
 
     root = samples.write_seedlings_folder(tmp_path / "my-plants", per_class=6, size=64)
-    archive = tmp_path / "my-plants.zip"
-    import zipfile
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in sorted(root.rglob("*.png")):
-            zf.write(path, path.relative_to(tmp_path).as_posix())
-        zf.writestr("my-plants/grass/broken.jpg", "a text file named .jpg")
+    archive = zip_folder(root, {"my-plants/grass/broken.jpg": "a text file named .jpg"})
     page.goto(server + "/data")
     wait_ready(page)
     assert metric(page, "Classes") == "10"  # the demo: Fashion-MNIST as PNG folders
@@ -302,3 +310,88 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     assert "18" in summary, summary
     shoot(page, "background-folder-run")
     assert_no_errors(page, "background (folder run)")
+
+
+def run_mode(page, mode_title, name, runs):
+    """Pick a mode on the Transfer page, press Train, wait for the run (the session's runs + 1) to appear."""
+    before = page.locator('[data-testid="stMetric"]', has_text="Validation accuracy").count()
+    page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(mode_title, exact=True).click()
+    wait_ready(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    try:  # the new run joins the comparison: its chip in the "Compare" box
+        page.get_by_text(f"Transfer {runs + 1}", exact=True).first.wait_for(timeout=300_000)
+    except playwright.TimeoutError:
+        shoot(page, f"transfer-{name}-no-run")
+        alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
+        pytest.fail(f"{mode_title}: no run within 300 s; alerts: {alerts}")
+    wait_ready(page, settle=2.0)
+    assert_no_errors(page, f"transfer ({name})")
+    assert page.locator('[data-testid="stMetric"]', has_text="Validation accuracy").count() >= max(before, 1)
+    shoot(page, f"transfer-{name}")
+
+
+def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_path):
+    """Done when: on image folders uploaded in the browser, each mode trains, shows curves, can be
+    stopped, and hands its model to the Visualize page."""
+    from cvcore import samples
+
+    root = samples.write_seedlings_folder(tmp_path / "seedlings", per_class=8, size=64)
+    archive = zip_folder(root)
+    page.goto(server + "/data")
+    wait_ready(page)
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click()
+    wait_ready(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+                           ".some(e => e.innerText === '24')", timeout=60_000)
+    wait_ready(page, settle=2.0)
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Transfer learning").click()
+    wait_ready(page, settle=2.0)
+    assert metric(page, "Classes") == "3" and metric(page, "Validation images") == "6"
+    # Offline: no ImageNet weights; the page says so and offers random ones.
+    assert "could not be had" in page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
+    shoot(page, "transfer-no-weights")
+    page.get_by_role("button", name="Use random weights").click()
+    wait_ready(page, settle=2.0)
+    page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(
+        "Frozen base + new head, end to end", exact=True).click()
+    wait_ready(page, settle=2.0)
+    assert metric(page, "Total parameters") == "14,739,267"  # VGG16 at 150 x 150, Flatten, Dense(3): Keras' count
+    assert metric(page, "Trainable") == "24,579"
+    shoot(page, "transfer-ready")
+    set_number(page, "Input size (px)", 48)
+
+    run_mode(page, "Baseline: logistic regression on pixels", "baseline", 0)
+    assert "The baseline (Transfer 1) reached" in page.locator('[data-testid="stAlertContentInfo"]', has_text="baseline").inner_text()
+    run_mode(page, "Cached bottleneck features + head", "features", 1)
+    run_mode(page, "Frozen base + new head, end to end", "frozen", 2)
+    run_mode(page, "Fine-tuning the top of the base", "finetune", 3)
+    page.get_by_role("tab", name="Mistakes").click()
+    wait_ready(page)
+    assert_no_errors(page, "transfer (mistakes)")
+
+    # From scratch, stopped while it runs: the run is kept, marked stopped.
+    page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(
+        "From scratch (random weights, all trainable)", exact=True).click()
+    wait_ready(page)
+    set_number(page, "Epochs", 100)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)  # live curves after an epoch
+    shoot(page, "transfer-scratch-live")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Transfer 5", exact=True).first.wait_for(timeout=120_000)
+    wait_ready(page, settle=2.0)
+    assert_no_errors(page, "transfer (stopped)")
+    shoot(page, "transfer-after-runs")
+
+    # The fine-tuned model on the Visualize page: Grad-CAM on the uploaded classes.
+    page.locator('[data-testid="stSidebarNav"] a', has_text="What ConvNets learn").click()
+    wait_ready(page, settle=2.0)
+    assert metric(page, "Input") == "48 x 48 x 3" and metric(page, "Classes") == "3"
+    page.get_by_role("tab", name="Saliency & Grad-CAM").click()
+    wait_ready(page, settle=2.0)
+    page.locator('[data-testid="stPlotlyChart"]').nth(4).wait_for(timeout=60_000)
+    assert_no_errors(page, "visualize (transfer model)")
+    shoot(page, "visualize-transfer-gradcam")

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from cvcore import samples
 from cvcore.errors import CvcoreError
-from cvcore.folders import find_dataset_roots
+from cvcore.folders import ImageDataset, find_dataset_roots, scan_image_folder
 from cvcore.imagefile import load_image
 from cvcore.images import fit_within
 from cvcore.workspace import Workspace, state_dir
@@ -56,6 +57,27 @@ def current_dataset():
 
 def set_dataset(ds) -> None:
     st.session_state[DATASET_KEY] = ds
+
+
+@st.cache_resource(show_spinner="Writing the offline demo images (once per server)…")
+def demo_dataset(name: str = "fashion-mnist") -> ImageDataset:
+    """An offline demo data set (:data:`cvcore.samples.DEMO_FOLDERS`) with its saved split, shared by
+    sessions: the split the Data page saved for it, or a new one (a fifth of each class, seed 0)."""
+    root = samples.demo_folder(name, state_dir() / "demo")
+    fresh = ImageDataset.from_scan(scan_image_folder(root), name=samples.DEMO_FOLDERS[name][0].split(" (")[0],
+                                   source="demo")
+    manifest = manifest_path(root)
+    try:
+        saved = ImageDataset.load(manifest) if manifest.is_file() else None
+    except CvcoreError:
+        saved = None
+    if saved is not None and saved.fingerprint() == fresh.fingerprint():
+        return saved
+    try:
+        fresh.save(manifest)
+    except OSError:
+        pass  # read-only state folder: the split is still the same one every time (seeded)
+    return fresh
 
 
 def server_folders() -> dict:

@@ -191,8 +191,9 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
     fixed cost once, and the browser draws one chart.
 
     Args:
-        maps: 2-D arrays, shrunk for display when larger than :data:`MAP_SIDE`
-            (:data:`GRID_SIDE` when there are more than 4); None leaves its cell empty.
+        maps: 2-D arrays, or H x W x 3 RGB images (0..255, drawn as images), shrunk for display
+            when larger than :data:`MAP_SIDE` (:data:`GRID_SIDE` when there are more than 4); None
+            leaves its cell empty.
         titles: one per map.
         columns: maps per row.
         row_height: pixels per row.
@@ -219,13 +220,17 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
         x0 = c * (cell_w + gap_x)
         y1 = 1 - r * (cell_h + gap_y)
         suffix = "" if i == 0 else str(i + 1)
-        trace = dict(type="heatmap", z=arr, xaxis=f"x{suffix}", yaxis=f"y{suffix}", showscale=colorbars,
-                     hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<br>%{{z:.3f}}<extra></extra>",
-                     colorbar=dict(thickness=8, len=cell_h * 0.85, x=x0 + cell_w * 0.92, y=y1 - cell_h / 2,
-                                   yanchor="middle", tickfont=dict(size=9)))
-        _colour(trace, arr, diverging, zmaxes[i] if zmaxes is not None else None)
-        if not diverging:
-            trace.update(zmin=0, zmax=255)
+        if arr.ndim == 3:  # an RGB image (0..255) is drawn as one, not as a map
+            trace = dict(type="image", z=np.clip(arr, 0, 255).astype(np.uint8), xaxis=f"x{suffix}",
+                         yaxis=f"y{suffix}", hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<extra></extra>")
+        else:
+            trace = dict(type="heatmap", z=arr, xaxis=f"x{suffix}", yaxis=f"y{suffix}", showscale=colorbars,
+                         hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}<br>%{{z:.3f}}<extra></extra>",
+                         colorbar=dict(thickness=8, len=cell_h * 0.85, x=x0 + cell_w * 0.92, y=y1 - cell_h / 2,
+                                       yanchor="middle", tickfont=dict(size=9)))
+            _colour(trace, arr, diverging, zmaxes[i] if zmaxes is not None else None)
+            if not diverging:
+                trace.update(zmin=0, zmax=255)
         data.append(trace)
         width = 0.85 if colorbars else 1.0
         layout[f"xaxis{suffix}"] = dict(domain=[x0, x0 + cell_w * width], visible=False, constrain="domain")
@@ -241,12 +246,14 @@ def map_grid(maps, titles, *, columns: int = 4, row_height: int = 250, zmaxes=No
 RUN_COLOURS = ["#d6604d", "#4393c3", "#1b7837", "#762a83", "#e08214", "#35978f", "#8c510a", "#c51b7d"]
 
 
-def learning_curves(runs: dict, metric: str, *, height: int = 320) -> go.Figure:
+def learning_curves(runs: dict, metric: str, *, height: int = 320, phases=None) -> go.Figure:
     """Training (solid) and validation (dashed) curves of one metric for one or more runs.
 
     Args:
         runs: run label -> history (lists per epoch under metric and "val_" + metric).
         metric: ``"loss"`` or ``"accuracy"``.
+        phases: ``[(title, epochs), ...]`` of a run trained in phases (fine-tuning after the
+            head): a dotted line marks where each later phase begins, with its title.
     """
     data = []
     for i, (label, history) in enumerate(runs.items()):
@@ -261,7 +268,15 @@ def learning_curves(runs: dict, metric: str, *, height: int = 320) -> go.Figure:
                   xaxis=dict(title=dict(text="epoch"), dtick=1, rangemode="tozero"),
                   yaxis=dict(title=dict(text=metric)), legend=dict(orientation="h", y=-0.25, font=dict(size=11)),
                   hovermode="closest")
-    return _figure(data, layout)
+    fig = _figure(data, layout)
+    start = 0
+    for i, (title, epochs) in enumerate(phases or []):
+        if i:
+            fig.add_vline(x=start + 0.5, line=dict(color="#888", dash="dot", width=1.5))
+            fig.add_annotation(x=start + 0.5, y=1, yref="paper", text=str(title).split(" (")[0], showarrow=False,
+                               xanchor="left", yanchor="top", font=dict(size=11, color="#555"))
+        start += int(epochs)
+    return fig
 
 
 def confusion(matrix, class_names, *, height: int = 460) -> go.Figure:

@@ -1,0 +1,202 @@
+"""AppTest tests of the Transfer page: offline weights, Keras' counts (the seed's), every mode trained as a
+background job with Stop, the runs compared and judged, the model handed to the Visualize page, bad input."""
+import time
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from apptest_helpers import assert_clean, errors, metrics
+
+from cvcore import samples
+from cvcore.folders import ImageDataset, scan_image_folder
+
+TIMEOUT = 180
+pytestmark = pytest.mark.usefixtures("offline_weights")  # tests/conftest.py: nothing downloads
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("state")  # the demo folder is written once for the module
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch, state_dir):
+    monkeypatch.setenv("CVCORE_STATE_DIR", str(state_dir))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+
+
+def open_page(dataset=None, random_weights=True):
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    if dataset is not None:
+        at.session_state["cvx_dataset"] = dataset
+    at.run()
+    at.switch_page("pages/transfer.py").run()
+    assert_clean(at)
+    if random_weights:
+        at.button(key="tl_use_random").click().run()
+        assert_clean(at)
+    return at
+
+
+def per_class_slider(at):
+    return next(s for s in at.select_slider if s.key.startswith("tl_per_class"))
+
+
+def train(at, mode, *, epochs=1, timeout=300):
+    """Pick a mode, press Train, poll the page until the job has ended; returns the new run."""
+    before = len(at.session_state["tl_runs"])
+    at.radio(key="tl_mode").set_value(mode).run()
+    at.number_input(key=f"tl_epochs_{mode}").set_value(epochs).run()
+    at.button(key="tl_train").click().run()
+    assert_clean(at)
+    deadline = time.time() + timeout
+    while "tl_job_id" in at.session_state and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+        assert_clean(at)
+        if errors(at):
+            break
+    runs = at.session_state["tl_runs"]
+    assert len(runs) == before + 1, errors(at)
+    return runs[-1]
+
+
+def twelve_classes(tmp_path):
+    root = tmp_path / "twelve"
+    rng = np.random.default_rng(0)
+    for c in range(12):
+        (root / f"class{c:02d}").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / f"class{c:02d}" / f"{i}.png")
+    return ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+
+
+def test_offline_the_page_says_why_and_offers_random_weights():
+    at = open_page(random_weights=False)
+    warning = " ".join(w.value for w in at.warning)
+    assert "ImageNet weights for VGG16 could not be had" in warning and "CVCORE_WEIGHTS_DIR" in warning
+    assert any("offline demo is used" in i.value for i in at.info)
+    at.button(key="tl_use_random").click().run()
+    assert_clean(at)
+    assert at.radio(key="tl_weights").value == "Random (no pretraining)"
+    m = metrics(at)
+    assert m["Classes"] == "10" and m["Training images"] == "480" and m["Validation images"] == "120"
+    assert at.radio(key="tl_mode").value == "baseline"  # the sanity check first
+    assert m["Parameters (all trainable)"] == f"{150 * 150 * 3 * 10 + 10:,}"
+    at.radio(key="tl_mode").set_value("frozen").run()
+    m = metrics(at)
+    # VGG16 at 150 x 150 with Flatten and Dense(10), counted by Keras.
+    assert (m["Total parameters"], m["Trainable"], m["Non-trainable"]) == ("14,796,618", "81,930", "14,714,688")
+
+
+def test_the_seeds_counts_on_twelve_classes_in_every_mode(tmp_path):
+    at = open_page(twelve_classes(tmp_path))
+    at.radio(key="tl_mode").set_value("frozen").run()
+    m = metrics(at)
+    assert (m["Total parameters"], m["Trainable"], m["Non-trainable"]) == ("14,813,004", "98,316", "14,714,688")
+    assert "14,714,688" in " ".join(c.value for c in at.caption)
+    at.radio(key="tl_mode").set_value("finetune").run()
+    assert metrics(at)["Trainable"] == "7,177,740"  # block5 unfrozen
+    assert at.number_input(key="tl_ft_layers_vgg16").value == 4
+    at.radio(key="tl_mode").set_value("scratch").run()
+    assert (metrics(at)["Trainable"], metrics(at)["Non-trainable"]) == ("14,813,004", "0")
+    at.radio(key="tl_mode").set_value("baseline").run()
+    assert metrics(at)["Parameters (all trainable)"] == f"{150 * 150 * 3 * 12 + 12:,}"
+    at.radio(key="tl_mode").set_value("frozen").run()
+    at.segmented_control(key="tl_head").set_value("gap").run()
+    assert metrics(at)["Trainable"] == f"{512 * 12 + 12:,}"
+    costs = [d.value for d in at.dataframe if "each epoch" in d.value.columns]
+    assert len(costs) == 1 and len(costs[0]) == 5
+    assert_clean(at)
+
+
+def test_every_mode_trains_in_the_background_and_hands_its_model_to_visualize():
+    at = open_page()
+    at.number_input(key="tl_side_vgg16").set_value(32).run()
+    per_class_slider(at).set_value(5).run()
+    for mode in ("baseline", "features", "frozen", "finetune", "scratch"):
+        run = train(at, mode)
+        assert not run["stopped"] and run["evaluation"] is not None and run["train_images"] == 50
+        assert len(run["test_data"][1]) == 120 and run["class_names"][0] == "Ankle-boot"  # Keras' order
+        assert len(run["phases"]) == (2 if mode == "finetune" else 1)
+    runs = at.session_state["tl_runs"]
+    assert runs[1]["extraction"]["cached"] is False and runs[3]["extraction"]["cached"] is True  # reused
+    assert any("The baseline (Transfer 1) reached" in i.value for i in at.info)
+    assert metrics(at)["Validation accuracy"].endswith("%")
+
+    at.switch_page("pages/visualize.py").run()
+    assert_clean(at)
+    m = metrics(at)
+    assert m["Input"] == "32 x 32 x 3" and m["Classes"] == "10"
+    assert at.selectbox(key="vis_run").value == "Transfer 5"
+    assert at.selectbox(key="vis_test_class").options[0] == "Ankle-boot"
+
+
+def test_a_run_can_be_stopped_and_is_kept_as_stopped():
+    at = open_page()
+    at.number_input(key="tl_side_vgg16").set_value(32).run()
+    per_class_slider(at).set_value(5).run()
+    at.radio(key="tl_mode").set_value("scratch").run()
+    at.number_input(key="tl_epochs_scratch").set_value(200).run()
+    at.button(key="tl_train").click().run()
+    deadline = time.time() + 120
+    while time.time() < deadline:  # until an epoch has ended: the run has something to keep
+        at.run()
+        job_id = at.session_state["tl_job_id"]
+        from cvcore import jobs
+
+        progress = jobs.default_manager().get(job_id).progress or {}
+        if progress.get("history", {}).get("loss"):
+            break
+        time.sleep(0.5)
+    at.button(key="tl_stop").click().run()
+    deadline = time.time() + 120
+    while "tl_job_id" in at.session_state and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert_clean(at)
+    run = at.session_state["tl_runs"][-1]
+    assert run["stopped"] and 1 <= run["epochs_run"] < 200 and run["evaluation"] is not None
+
+
+def test_the_augment_pages_recipe_is_applied_when_asked():
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    at.session_state["aug_keras_recipe"] = {"engine": "keras", "rotation_range": 33.0, "horizontal_flip": True}
+    at.run()
+    at.switch_page("pages/transfer.py").run()
+    at.button(key="tl_use_random").click().run()
+    at.radio(key="tl_mode").set_value("frozen").run()
+    at.toggle(key="tl_augment").set_value(True).run()
+    assert_clean(at)
+    text = " ".join(c.value for c in at.caption)
+    assert "The Augment page's recipe" in text and "rotation_range 33.0" in text
+    at.radio(key="tl_mode").set_value("features").run()
+    assert at.toggle(key="tl_augment").disabled  # cached features are computed once: never augmented
+
+
+def test_a_file_gone_since_the_scan_fails_the_run_with_a_message(tmp_path):
+    root = samples.write_dataset_folder(tmp_path / "d", "digits", per_class=4, size=28)
+    ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+    (root / ds.subset("validation")[0][0].relative_to(root)).write_text("not an image any more")
+    at = open_page(ds)
+    at.number_input(key="tl_side_vgg16").set_value(32).run()
+    at.radio(key="tl_mode").set_value("baseline").run()
+    at.button(key="tl_train").click().run()
+    deadline = time.time() + 60
+    while not errors(at) and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert_clean(at)
+    assert "Training failed" in errors(at) and "scan it again" in errors(at)
+
+
+def test_a_data_set_without_validation_images_is_refused_with_what_to_do(tmp_path):
+    ds = twelve_classes(tmp_path).resplit(fraction=0.0)
+    at = open_page(ds, random_weights=False)
+    assert "no validation images" in errors(at) and "Data page" in errors(at)
+    assert "tl_train" not in [b.key for b in at.button]
