@@ -400,12 +400,11 @@ if baselines:
     b = baselines[-1]
     chance = 1 / len(b["class_names"])
     acc = b["evaluation"].accuracy
-    verdict = ("well above guessing: the raw pixels already tell much of the answer (colour, brightness, "
-               "background), and a ConvNet's score is to be read against this one, not against chance"
+    verdict = ("Well above that: the raw pixels already tell much of the answer (colour, brightness, "
+               "background), so read a ConvNet's score against this one, not against chance"
                if acc >= 1.5 * chance else
-               "hardly above guessing: the pixels alone do not give the answer away here, so what a ConvNet "
-               "scores it earns")
-    st.info(f"**The baseline ({b['label']}) reached {acc:.0%}** on validation, against {chance:.0%} for guessing: "
+               "Hardly better: the pixels alone do not give the answer away here, so what a ConvNet scores it earns")
+    st.info(f"**The baseline ({b['label']}) reached {acc:.0%}** on validation; guessing gets {chance:.0%}. "
             f"{verdict}. The seed's lesson: if a trivial model does well, the data gives the answer away. Its "
             "logistic regression reached about 54% on the plant seedlings (12 classes); VGG16 with a new head "
             "about 85%.", icon=":material/lightbulb:")
@@ -414,8 +413,8 @@ chosen = st.multiselect("Compare", labels, default=labels[-2:], key=f"tl_compare
                         help="Solid: training. Dashed: validation. A dotted line marks where fine-tuning begins.")
 if chosen:
     picked = {r["label"]: r["history"] for r in runs if r["label"] in chosen}
-    one = [r for r in runs if r["label"] in chosen]
-    phases = one[0]["phases"] if len(one) == 1 else None
+    phased = [r for r in runs if r["label"] in chosen and len(r["phases"]) > 1]
+    phases = phased[0]["phases"] if len(phased) == 1 else None  # where fine-tuning begins
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.learning_curves(picked, "loss", phases=phases), key="tl_cmp_loss")
     c2.plotly_chart(plots.learning_curves(picked, "accuracy", phases=phases), key="tl_cmp_acc")
@@ -426,7 +425,7 @@ judged = [r for r in runs if r["evaluation"] is not None]
 if not judged:
     st.info("The runs so far were stopped before they learned anything.", icon=":material/info:")
     st.stop()
-pick = st.selectbox("Run", [r["label"] for r in judged], index=len(judged) - 1, key="tl_eval_run",
+pick = st.selectbox("Run", [r["label"] for r in judged], index=len(judged) - 1, key=f"tl_eval_run_{len(judged)}",
                     format_func=lambda lb: f"{lb}: {next(r['title'] for r in judged if r['label'] == lb)}")
 run = next(r for r in judged if r["label"] == pick)
 ev, names_ = run["evaluation"], run["class_names"]

@@ -78,7 +78,7 @@ def trained_model():
                          help="The newest runs of the Train and Transfer pages keep their model.")
     run = labels[label]
     _, class_names, _ = run_test_data(run)
-    return run["model"], f"run:{run['label']}:{run['job']}", list(class_names), run
+    return run["model"], f"run:{run['job']}", list(class_names), run
 
 
 def run_test_data(run):

@@ -312,14 +312,19 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     assert_no_errors(page, "background (folder run)")
 
 
+def compare_chip(page, n):
+    """The chip of run "Transfer n" in the Transfer page's "Compare" box."""
+    return page.locator('[data-testid="stMultiSelect"]').get_by_text(f"Transfer {n}", exact=True)
+
+
 def run_mode(page, mode_title, name, runs):
     """Pick a mode on the Transfer page, press Train, wait for the run (the session's runs + 1) to appear."""
     before = page.locator('[data-testid="stMetric"]', has_text="Validation accuracy").count()
     page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(mode_title, exact=True).click()
     wait_ready(page)
     page.get_by_role("button", name="Train", exact=True).click()
-    try:  # the new run joins the comparison: its chip in the "Compare" box
-        page.get_by_text(f"Transfer {runs + 1}", exact=True).first.wait_for(timeout=300_000)
+    try:  # the new run joins the comparison: its chip in the "Compare" box (the runs table's cells are a canvas)
+        compare_chip(page, runs + 1).wait_for(timeout=300_000)
     except playwright.TimeoutError:
         shoot(page, f"transfer-{name}-no-run")
         alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
@@ -381,7 +386,7 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)  # live curves after an epoch
     shoot(page, "transfer-scratch-live")
     page.get_by_role("button", name="Stop").click()
-    page.get_by_text("Transfer 5", exact=True).first.wait_for(timeout=120_000)
+    compare_chip(page, 5).wait_for(timeout=120_000)
     wait_ready(page, settle=2.0)
     assert_no_errors(page, "transfer (stopped)")
     shoot(page, "transfer-after-runs")
