@@ -34,7 +34,7 @@ from .errors import CvcoreError, ShapeError
 from .visualize import inputs
 
 __all__ = ["HEADS", "FINETUNE_AFTER", "ExtractionStopped", "build_transfer_model", "extract_features", "unfreeze",
-           "base_of", "flat_model", "base_layer_names", "default_finetune_layers", "custom_objects"]
+           "base_of", "head_layers", "flat_model", "base_layer_names", "default_finetune_layers", "custom_objects"]
 
 HEADS = ("flatten", "gap")
 _CACHE_VERSION = 1
@@ -158,13 +158,26 @@ def build_transfer_model(base, input_shape, num_classes, *, weights="imagenet", 
     pixels = keras.Input(shape=shape, name="pixels")
     x = layer_cls(mode=APPLICATIONS[base]["preprocessing"], name="imagenet_preprocessing")(pixels)
     x = base_model(x, training=False)  # BatchNormalization stays in inference mode, even when unfrozen
+    model = keras.Model(pixels, head_layers(x, num_classes, head=head, dropout=dropout), name=f"transfer_{base}")
+    return inputs.set_preprocessing(model, "raw")
+
+
+def head_layers(x, num_classes, *, head="flatten", dropout=0.0):
+    """The new head on a base's output tensor ``x``: Flatten or GlobalAveragePooling2D, optional
+    Dropout, Dense softmax; the same layer names wherever it is built, so that a head trained on
+    cached features fits the transfer model's (``model.get_layer("predictions")``).
+
+    Example:
+        >>> feats = keras.Input((4, 4, 512))  # doctest: +SKIP
+        >>> keras.Model(feats, head_layers(feats, 12)).count_params()  # doctest: +SKIP
+        98316
+    """
+    keras = _keras()
     x = keras.layers.Flatten(name="flatten")(x) if head == "flatten" else \
         keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
     if dropout > 0:
         x = keras.layers.Dropout(float(dropout), name="dropout")(x)
-    outputs = keras.layers.Dense(int(num_classes), activation="softmax", name="predictions")(x)
-    model = keras.Model(pixels, outputs, name=f"transfer_{base}")
-    return inputs.set_preprocessing(model, "raw")
+    return keras.layers.Dense(int(num_classes), activation="softmax", name="predictions")(x)
 
 
 def base_of(model):

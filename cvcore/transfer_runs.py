@@ -38,7 +38,7 @@ from .errors import CvcoreError
 from .runs import HISTORY_KEYS
 
 __all__ = ["MODES", "MODE_TITLES", "TransferConfig", "TransferResult", "run_transfer", "mode_costs",
-           "transfer_summary", "select_train", "logistic_model", "features_cache_key", "DEFAULT_OPTIMIZERS"]
+           "transfer_summary", "mode_params", "select_train", "logistic_model", "features_cache_key", "DEFAULT_OPTIMIZERS"]
 
 MODES = ("baseline", "frozen", "features", "finetune", "scratch")
 MODE_TITLES = {
@@ -243,17 +243,6 @@ def _params(model) -> dict:
     return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
 
 
-def _head_on_features(keras, feature_shape, num_classes, head, dropout):
-    """The head alone, on the base's output: the same layers (and names) as the transfer model's head."""
-    feats = keras.Input(shape=tuple(feature_shape), name="features")
-    x = keras.layers.Flatten(name="flatten")(feats) if head == "flatten" else \
-        keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(feats)
-    if dropout > 0:
-        x = keras.layers.Dropout(float(dropout), name="dropout")(x)
-    out = keras.layers.Dense(int(num_classes), activation="softmax", name="predictions")(x)
-    return keras.Model(feats, out, name="head")
-
-
 def run_transfer(config: TransferConfig, dataset, ctx=None, *, cache_dir=None) -> TransferResult:
     """Train one way (see :data:`MODES`) on a data set's saved split; the body of a Transfer-page job.
 
@@ -407,7 +396,9 @@ def run_transfer(config: TransferConfig, dataset, ctx=None, *, cache_dir=None) -
             return empty(model, {"seconds": time.perf_counter() - t0, "images": 0, "cached": False})
         extraction = {"seconds": time.perf_counter() - t0, "images": len(train_paths) + len(val_paths),
                       "cached": cached["hits"] == 2}
-        head = _head_on_features(keras, f_train.shape[1:], len(classes), c.head, float(c.dropout))
+        feats = keras.Input(shape=f_train.shape[1:], name="features")
+        head = keras.Model(feats, transfer.head_layers(feats, len(classes), head=c.head, dropout=float(c.dropout)),
+                           name="head")
         stopped = fit(head, ((f_train, train_labels), (f_val, val_labels)), c.epochs, optimizer,
                       "Head on cached features", fast=True)
         dense = model.get_layer("predictions")
@@ -519,6 +510,20 @@ def transfer_summary(base, image_size, num_classes, *, head="flatten", dropout=0
             "base_layers": names, "finetune_layers": n, "default_finetune_layers": default_n,
             "base_macs": base_macs, "head_macs": head_macs, "top_macs": top_macs,
             "feature_shape": tuple(int(v) for v in b.output_shape[1:])}
+
+
+def mode_params(summary: dict, image_size: int, num_classes: int) -> dict:
+    """Keras' parameter counts of the model each mode trains: ``{mode: {"total", "trainable",
+    "non_trainable"}}`` (the baseline's is the logistic regression on ``image_size`` pixels).
+
+    Example:
+        >>> mode_params(transfer_summary("vgg16", 150, 12), 150, 12)["finetune"]["trainable"]  # doctest: +SKIP
+        7177740
+    """
+    baseline = int(image_size) ** 2 * 3 * int(num_classes) + int(num_classes)
+    return {"baseline": {"total": baseline, "trainable": baseline, "non_trainable": 0},
+            "frozen": summary["model"], "features": summary["model"], "finetune": summary["finetune"],
+            "scratch": summary["scratch"]}
 
 
 def mode_costs(summary: dict, image_size: int, num_classes: int, n_train: int, n_val: int) -> dict:

@@ -17,7 +17,8 @@ from cvcore import applications, evaluation, jobs
 from cvcore import augment as aug
 from cvcore.errors import CvcoreError
 from cvcore.transfer import flat_model
-from cvcore.transfer_runs import MODE_TITLES, MODES, TransferConfig, mode_costs, run_transfer, transfer_summary
+from cvcore.transfer_runs import (MODE_TITLES, MODES, TransferConfig, mode_costs, mode_params, run_transfer,
+                                  transfer_summary)
 from cvcore.workspace import state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
@@ -220,12 +221,11 @@ if mode == "finetune":
     st.caption(f"Unfrozen: {names[-finetune_layers]} … {names[-1]} ({finetune_layers} layers).")
 
 # The model summary: Keras' own counts.
-counts_for = {"baseline": None, "frozen": summary["model"], "features": summary["model"],
-              "finetune": summary["finetune"], "scratch": summary["scratch"]}[mode]
+params = mode_params(summary, side, len(ds.classes))
+counts_for = None if mode == "baseline" else params[mode]
 if counts_for is None:
-    k = len(ds.classes)
-    st.metric("Parameters (all trainable)", f"{side * side * 3 * k + k:,}",
-              help=f"{side} x {side} x 3 pixels x {k} classes + {k} biases.")
+    st.metric("Parameters (all trainable)", f"{params['baseline']['total']:,}",
+              help=f"{side} x {side} x 3 pixels x {len(ds.classes)} classes + {len(ds.classes)} biases.")
 else:
     p1, p2, p3, _ = st.columns([1, 1, 1, 1])
     p1.metric("Total parameters", f"{counts_for['total']:,}", help="Keras' own count: model.count_params().")
@@ -250,11 +250,7 @@ with right:
 costs = mode_costs(summary, side, len(ds.classes), n_train, n_val_all)
 cost_rows = [{"mode": MODE_TITLES[m_], "before the first epoch": gmac(costs[m_]["once"]),
               "each epoch": gmac(costs[m_]["per_epoch"]),
-              "trainable parameters": {"baseline": side * side * 3 * len(ds.classes) + len(ds.classes),
-                                       "frozen": summary["model"]["trainable"],
-                                       "features": summary["model"]["trainable"],
-                                       "finetune": summary["finetune"]["trainable"],
-                                       "scratch": summary["scratch"]["trainable"]}[m_],
+              "trainable parameters": params[m_]["trainable"],
               "chosen": "◀" if m_ == mode else ""} for m_ in MODES]
 st.markdown(f"**What each mode costs** on {n_train:,} training and {n_val_all:,} validation images at "
             f"{side} x {side} (multiply-accumulates; a training step costs about three forward passes):")
@@ -275,10 +271,9 @@ cache_dir = state_dir() / "features"
 
 
 def start() -> None:
-    job_ds = ds
     try:
         job = manager.submit(st.session_state["session_id"],
-                             lambda ctx: run_transfer(config, job_ds, ctx, cache_dir=cache_dir),
+                             lambda ctx: run_transfer(config, ds, ctx, cache_dir=cache_dir),
                              name=f"transfer {mode}")
     except CvcoreError as err:
         st.session_state["tl_submit_error"] = str(err)

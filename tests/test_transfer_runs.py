@@ -8,7 +8,7 @@ import pytest
 from cvcore import applications, pipeline, samples, transfer
 from cvcore.errors import CvcoreError, InvalidImageError, WeightsUnavailableError
 from cvcore.folders import ImageDataset, scan_image_folder
-from cvcore.transfer_runs import (MODES, TransferConfig, features_cache_key, logistic_model, mode_costs,
+from cvcore.transfer_runs import (MODES, TransferConfig, features_cache_key, logistic_model, mode_costs, mode_params,
                                   run_transfer, select_train, transfer_summary)
 from cvcore.visualize import inputs
 
@@ -244,6 +244,14 @@ def test_default_fine_tuning_unfreezes_the_top_block(base):
     top = s["base_layers"][-s["default_finetune_layers"]:]
     assert top[0].startswith({"resnet50": "conv5_block3", "mobilenetv2": "block_16"}[base]), top[:3]
     assert s["model"]["trainable"] < s["finetune"]["trainable"] < s["scratch"]["trainable"]
+
+
+def test_mode_params_are_the_counts_of_the_model_each_mode_trains():
+    s = transfer_summary("vgg16", 150, 12)
+    p = mode_params(s, 150, 12)
+    assert p["baseline"]["trainable"] == logistic_model((150, 150, 3), 12).count_params() == 810_012
+    assert p["frozen"] == p["features"] == {"total": 14_813_004, "trainable": 98_316, "non_trainable": 14_714_688}
+    assert p["finetune"]["trainable"] == 7_177_740 and p["scratch"]["non_trainable"] == 0
 
 
 def test_mode_costs_put_cached_features_far_below_the_frozen_model():
