@@ -24,6 +24,7 @@ import json
 import os
 from pathlib import Path
 
+from . import device
 from .errors import CvcoreError, WeightsUnavailableError
 
 __all__ = ["APPLICATIONS", "load_application", "ensure_weights", "imagenet_class_names", "weights_file", "WEIGHTS_DIR_ENV"]
@@ -31,7 +32,7 @@ __all__ = ["APPLICATIONS", "load_application", "ensure_weights", "imagenet_class
 WEIGHTS_DIR_ENV = "CVCORE_WEIGHTS_DIR"
 RESOURCES = Path(__file__).resolve().parent / "resources"
 
-# name -> constructor, default input size, preprocessing (cvcore.visualize.inputs), weight files (top, no top), MB
+# name -> constructor, default input size, preprocessing (cvcore.model_inputs), weight files (top, no top), MB
 APPLICATIONS = {
     "vgg16": dict(title="VGG16", ctor="VGG16", size=224, preprocessing="caffe",
                   files=("vgg16_weights_tf_dim_ordering_tf_kernels.h5",
@@ -135,12 +136,9 @@ def load_application(name: str, *, weights="imagenet", include_top: bool = True,
                               f"with it, {spec['title']} takes {spec['size']} x {spec['size']} x 3.")
         if len(tuple(input_shape)) != 3 or tuple(input_shape)[2] != 3 or min(tuple(input_shape)[:2]) < 32:
             raise CvcoreError(f"`input_shape` must be (height, width, 3) with sides of at least 32; received {input_shape!r}.")
-    from . import device
+    keras = device.keras()
 
-    device.configure()
-    import keras
-
-    from .visualize.inputs import set_preprocessing
+    from .model_inputs import set_preprocessing
 
     ctor = getattr(keras.applications, spec["ctor"])
     kwargs = dict(include_top=include_top, input_shape=None if input_shape is None else tuple(int(v) for v in input_shape))

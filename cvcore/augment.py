@@ -82,7 +82,6 @@ import difflib
 import json
 import math
 import textwrap
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -423,61 +422,18 @@ def _render(value) -> str:
 
 # ----------------------------------------------------------------------------- keras engine
 
-# RandomShear about the image centre, as ImageDataGenerator shears. One source for the class
-# cvcore runs and for the exported code, so that both give the same images.
-_SHEAR_SOURCE = '''
-@keras.saving.register_keras_serializable(package="cvcore")
-class CentredRandomShear(keras.layers.RandomShear):
-    """keras.layers.RandomShear about the image centre instead of its top-left corner.
-
-    RandomShear moves input column x to x - s * y (y counted from the top row), so the
-    content drifts sideways by up to s * H / 2; here rows are counted from the centre
-    row, as ImageDataGenerator(shear_range=...) did. Images only (no bounding boxes).
-    """
-
-    def transform_images(self, images, transformation, training=True):
-        ops = self.backend
-        images = ops.cast(images, self.compute_dtype)
-        if not training or transformation is None:
-            return images
-        unbatched = len(ops.shape(images)) == 3
-        if unbatched:
-            images = ops.numpy.expand_dims(images, axis=0)
-        shape = ops.shape(images)
-        h, w = (shape[2], shape[3]) if self.data_format == "channels_first" else (shape[1], shape[2])
-        cy = (ops.cast(h, "float32") - 1.0) / 2.0
-        cx = (ops.cast(w, "float32") - 1.0) / 2.0
-        shear = ops.cast(transformation["shear_factor"], "float32")
-        sx, sy = shear[:, 0], shear[:, 1]
-        one, zero = ops.numpy.ones_like(sx), ops.numpy.zeros_like(sx)
-        # output (x, y) reads input (x + sx * (y - cy), y + sy * (x - cx))
-        matrix = ops.numpy.stack([one, sx, -sx * cy, sy, one, -sy * cx, zero, zero], axis=1)
-        out = ops.image.affine_transform(images, transform=matrix, interpolation=self.interpolation,
-                                         fill_mode=self.fill_mode, fill_value=self.fill_value,
-                                         data_format=self.data_format)
-        return ops.numpy.squeeze(out, axis=0) if unbatched else out
-
-    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
-        raise NotImplementedError("CentredRandomShear transforms images only.")
-'''.strip("\n")
-
-_shear_lock = threading.Lock()
-_shear_class = None
-
-
-def _keras():
-    """Keras, after :func:`cvcore.device.configure` (the project's rule before importing it)."""
-    return device.keras()
-
-
 def _centred_shear():
-    global _shear_class
-    with _shear_lock:
-        if _shear_class is None:
-            namespace = {"keras": _keras()}
-            exec(compile(_SHEAR_SOURCE, "<cvcore.augment.CentredRandomShear>", "exec"), namespace)
-            _shear_class = namespace["CentredRandomShear"]
-        return _shear_class
+    """The centred shear layer class (:class:`cvcore.layers.CentredRandomShear`); imports Keras on first use."""
+    from .layers import CentredRandomShear
+
+    return CentredRandomShear
+
+
+def _shear_source() -> str:
+    """The class's own source, for the exported code: the class cvcore runs is the one the code defines."""
+    import inspect
+
+    return inspect.getsource(_centred_shear()).strip("\n")
 
 
 def custom_objects() -> dict:
@@ -592,7 +548,7 @@ def keras_layers(recipe, seed=None, *, rescale: bool = True):
     r = _require(recipe, "keras", "keras_layers")
     if seed is not None:
         seed = _check_seed(seed)
-    keras = _keras()
+    keras = device.keras()
     namespace = {"layers": keras.layers, "CentredRandomShear": _centred_shear()}
     built = [call.build(namespace) for call in _keras_calls(r, seed, rescale)]
     return keras.Sequential(built, name="augmentation")
@@ -783,7 +739,7 @@ def recipe_code(recipe, seed=None) -> str:
             head.append("")
         head += ["import keras", "from keras import layers", ""]
         if uses_shear:
-            head += [_SHEAR_SOURCE, "", ""]
+            head += [_shear_source(), "", ""]
         body = ["augmentation = keras.Sequential(["] + [line for c in calls for line in _step_lines(c)]
         body += ['], name="augmentation")', ""]
         use = [

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import device
 from .errors import CvcoreError, DatasetUnavailableError
 from .archives import extract_zip
 from .folders import ImageDataset, find_dataset_roots, make_split, scan_image_folder
@@ -125,10 +126,7 @@ def _idx_folder_complete(folder) -> bool:
 
 def _load_keras(name: str) -> tuple:
     """Through keras.datasets: Keras' cache, or a download."""
-    from . import device
-
-    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
-    import keras
+    keras = device.keras()
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
     try:

@@ -39,6 +39,7 @@ import math
 import numbers
 import re
 
+from . import device
 from .errors import SpecError
 
 __all__ = [
@@ -499,7 +500,7 @@ def dense_head_cost(spec, units=512) -> dict:
 
 
 def _regularizer_object(value):
-    import keras
+    keras = device.keras()
 
     if value is None:
         return None
@@ -511,7 +512,7 @@ def _regularizer_object(value):
 
 
 def _make_layer(ltype, args):
-    import keras
+    keras = device.keras()
 
     kwargs = dict(args)
     for arg in REGULARIZER_ARGS:
@@ -590,10 +591,7 @@ def build_model(spec, *, max_params=DEFAULT_MAX_PARAMS):
         3730
     """
     input_shape, checked, shapes, _ = _check_spec(spec, max_params)
-    from . import device
-
-    device.configure()  # memory growth before TensorFlow touches a GPU; and one thread imports TensorFlow
-    import keras
+    keras = device.keras()
 
     model = keras.Sequential(name=spec.get("name")) if spec.get("name") else keras.Sequential()
     model.add(keras.Input(shape=input_shape))

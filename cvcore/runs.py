@@ -12,6 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from . import device
 from .errors import CvcoreError
 
 __all__ = ["RunConfig", "RunResult", "run_training", "HISTORY_KEYS"]
@@ -98,10 +99,7 @@ def run_training(config: RunConfig, data, ctx=None) -> RunResult:
         ...                 n_train=1000, n_val=300, epochs=2)  # doctest: +SKIP
         >>> result = run_training(cfg, load_dataset("digits"))  # doctest: +SKIP
     """
-    from . import device
-
-    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
-    import keras
+    keras = device.keras()
 
     from .evaluation import evaluate
     from .models import build_model

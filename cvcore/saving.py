@@ -13,6 +13,7 @@ import os
 import tempfile
 import zipfile
 
+from . import device
 from .errors import InvalidModelError
 
 __all__ = ["model_to_bytes", "load_model_bytes", "MAX_MODEL_BYTES"]
@@ -54,10 +55,8 @@ def load_model_bytes(data: bytes, *, max_bytes: int = MAX_MODEL_BYTES):
     Example:
         >>> model = load_model_bytes(model_to_bytes(model))  # doctest: +SKIP
     """
-    from . import device
-
-    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
-    import keras
+    keras = device.keras()
+    from . import layers  # noqa: F401  registers cvcore's own layers, so models that hold them load in safe mode
 
     if not data:
         raise InvalidModelError("The model file is empty.")

@@ -46,6 +46,7 @@ import time
 
 import numpy as np
 
+from . import device
 from .errors import CvcoreError, ShapeError
 
 __all__ = [
@@ -154,10 +155,7 @@ def make_optimizer(optimizer="adam"):
         >>> make_optimizer({"name": "sgd", "learning_rate": 0.01}).__class__.__name__  # doctest: +SKIP
         'SGD'
     """
-    from . import device
-
-    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
-    import keras
+    keras = device.keras()
 
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
@@ -311,7 +309,7 @@ def _dataset(x, y, batch_size, *, seed=None):
     arrays); measured here this beat gathering each batch from shuffled
     indices by about 15% per epoch on the basic net.
     """
-    import tensorflow as tf
+    tf = device.tensorflow()
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache()
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -553,10 +551,7 @@ def train(
         raise CvcoreError(f"`progress_interval` must be a number of seconds from 0 to 3600; received {progress_interval!r}.")
     if not hasattr(model, "fit") or not hasattr(model, "input_shape"):
         raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")
-    from . import device
-
-    device.configure()  # TensorFlow's first import happens once, under device's lock: threads never race it
-    import keras
+    keras = device.keras()
 
     opt_config = None
     if not isinstance(optimizer, keras.optimizers.Optimizer):
@@ -639,7 +634,7 @@ def train(
     if on_progress is not None:
         on_progress(_progress(state, "train", {}))
     try:
-        import tensorflow as tf
+        tf = device.tensorflow()
 
         if datasets is not None:
             state["val"] = (val, None) if val is not None else None

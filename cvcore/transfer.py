@@ -23,22 +23,20 @@ import hashlib
 import json
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from . import device
+from . import model_inputs as inputs
 from .applications import APPLICATIONS, load_application
 from .errors import CvcoreError, ShapeError
-from .visualize import inputs
 
 __all__ = ["HEADS", "FINETUNE_AFTER", "ExtractionStopped", "build_transfer_model", "extract_features", "unfreeze",
            "base_of", "head_layers", "flat_model", "base_layer_names", "default_finetune_layers", "custom_objects"]
 
 HEADS = ("flatten", "gap")
 _CACHE_VERSION = 1
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 #: Fine-tuning unfreezes the layers above this one by default: the top block of each base
 #: (VGG16's block5, as in the seed; ResNet50's last residual block; InceptionV3's mixed10;
 #: MobileNetV2's last inverted residual block and its final convolution).
@@ -49,49 +47,11 @@ FINETUNE_AFTER = {"vgg16": "block4_pool", "resnet50": "conv5_block2_out", "incep
 class ExtractionStopped(Exception):
     """Raised by :func:`extract_features` when its ``should_stop`` returned true (nothing is cached)."""
 
-_class_lock = threading.Lock()
-_preprocessing_class = None
-
-
-def _keras():
-    """Keras, after :func:`cvcore.device.configure` (the project's rule before importing it)."""
-    return device.keras()
-
-
 def _preprocessing_layer():
-    """The class ``ImagenetPreprocessing``, defined (and registered with Keras) once, on first use."""
-    global _preprocessing_class
-    with _class_lock:
-        if _preprocessing_class is None:
-            keras = _keras()
+    """The class :class:`cvcore.layers.ImagenetPreprocessing` (registered with Keras); imports Keras on first use."""
+    from .layers import ImagenetPreprocessing
 
-            @keras.saving.register_keras_serializable(package="cvcore")
-            class ImagenetPreprocessing(keras.layers.Layer):
-                """Raw 0..255 RGB pixels -> an ImageNet model's input: ``"caffe"`` (RGB -> BGR, minus
-                ImageNet's mean pixel) or ``"tf"`` (x / 127.5 - 1). No weights."""
-
-                def __init__(self, mode="caffe", **kwargs):
-                    super().__init__(**kwargs)
-                    if mode not in ("caffe", "tf"):
-                        raise CvcoreError(f"`mode` must be 'caffe' or 'tf'; received {mode!r}.")
-                    self.mode = mode
-
-                def call(self, x):
-                    ops = keras.ops
-                    x = ops.cast(x, self.compute_dtype)
-                    if self.mode == "tf":
-                        return x / 127.5 - 1.0
-                    x = ops.flip(x, axis=-1)
-                    return x - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
-
-                def compute_output_shape(self, input_shape):
-                    return input_shape
-
-                def get_config(self):
-                    return {**super().get_config(), "mode": self.mode}
-
-            _preprocessing_class = ImagenetPreprocessing
-        return _preprocessing_class
+    return ImagenetPreprocessing
 
 
 def custom_objects() -> dict:
@@ -152,7 +112,7 @@ def build_transfer_model(base, input_shape, num_classes, *, weights="imagenet", 
         raise CvcoreError(f"`dropout` must be a number in [0, 1); received {dropout!r}.")
 
     base_model = load_application(base, weights=weights, include_top=False, input_shape=shape)
-    keras = _keras()
+    keras = device.keras()
     base_model.trainable = False
     layer_cls = _preprocessing_layer()
     pixels = keras.Input(shape=shape, name="pixels")
@@ -172,7 +132,7 @@ def head_layers(x, num_classes, *, head="flatten", dropout=0.0):
         >>> keras.Model(feats, head_layers(feats, 12)).count_params()  # doctest: +SKIP
         98316
     """
-    keras = _keras()
+    keras = device.keras()
     x = keras.layers.Flatten(name="flatten")(x) if head == "flatten" else \
         keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(x)
     if dropout > 0:
@@ -193,7 +153,7 @@ def base_of(model):
         >>> base_of(model).name  # doctest: +SKIP
         'vgg16'
     """
-    keras = _keras()
+    keras = device.keras()
     nested = [layer for layer in getattr(model, "layers", []) if isinstance(layer, keras.Model)]
     if not nested:
         raise CvcoreError(f"`model` must be a transfer model with a nested base; received {getattr(model, 'name', model)!r}, "
@@ -245,7 +205,7 @@ def flat_model(model):
         >>> [layer.name for layer in flat_model(model).layers][:3]  # doctest: +SKIP
         ['pixels', 'imagenet_preprocessing', 'block1_conv1']
     """
-    keras = _keras()
+    keras = device.keras()
     base = base_of(model)
     copies = []
 
@@ -347,7 +307,7 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
     Args:
         base_model: a Keras model, typically
             ``load_application(name, include_top=False, input_shape=...)``;
-            its preprocessing (:func:`cvcore.visualize.inputs.preprocessing_of`)
+            its preprocessing (:func:`cvcore.model_inputs.preprocessing_of`)
             is applied to the pixels.
         images: a numpy batch ``N x H x W x 3`` of raw 0..255 RGB pixels, or a
             ``tf.data.Dataset`` of such batches (or of ``(images, labels)``
@@ -394,7 +354,7 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
         raise CvcoreError("`cache_key` must be given to cache the features of a dataset (e.g. the fingerprint of its "
                           "file list): a dataset's content cannot be fingerprinted without reading it; received None.")
 
-    keras = _keras()
+    keras = device.keras()
     kind = inputs.preprocessing_of(base_model)
     path = None
     if cache_dir is not None:

@@ -228,7 +228,7 @@ def logistic_model(input_shape, num_classes):
         810012
     """
     keras = device.keras()
-    from .visualize import inputs
+    from . import model_inputs as inputs
 
     pixels = keras.Input(shape=tuple(input_shape), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255, name="rescaling")(pixels)

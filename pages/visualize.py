@@ -18,7 +18,7 @@ from cvcore import visualize as vis
 from cvcore.errors import CvcoreError
 from cvcore.images import fit_within
 from cvcore.visualize import ascent
-from cvcore.visualize import inputs as vis_inputs
+from cvcore import model_inputs as vis_inputs
 from ui import plots
 from ui.common import dataset, show_error, wide_layout
 from ui.datasets import session_workspace

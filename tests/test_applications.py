@@ -5,7 +5,8 @@ import pytest
 
 from cvcore import applications
 from cvcore.errors import CvcoreError, ShapeError, WeightsUnavailableError
-from cvcore.visualize import inputs, top_predictions
+from cvcore import model_inputs as inputs
+from cvcore.visualize import top_predictions
 
 keras = pytest.importorskip("keras")
 

@@ -10,7 +10,7 @@ keras = pytest.importorskip("keras")
 
 from cvcore import data  # noqa: E402
 from cvcore.errors import CvcoreError, ShapeError  # noqa: E402
-from cvcore.visualize import inputs  # noqa: E402
+from cvcore import model_inputs as inputs  # noqa: E402
 from cvcore.visualize.ascent import (  # noqa: E402
     _cache,
     first_layer_kernels,

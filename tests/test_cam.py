@@ -24,7 +24,7 @@ from cvcore.errors import CvcoreError, ShapeError
 from cvcore.models import PRESETS, build_model
 from cvcore.visualize import CAM_METHODS, class_activation_map, saliency
 from cvcore.visualize import cam as cam_module
-from cvcore.visualize import inputs
+from cvcore import model_inputs as inputs
 
 device.configure()
 import keras  # noqa: E402

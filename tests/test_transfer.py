@@ -5,7 +5,7 @@ import pytest
 
 from cvcore import applications, transfer
 from cvcore.errors import CvcoreError, ShapeError, WeightsUnavailableError
-from cvcore.visualize import inputs
+from cvcore import model_inputs as inputs
 
 keras = pytest.importorskip("keras")
 

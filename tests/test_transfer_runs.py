@@ -10,7 +10,7 @@ from cvcore.errors import CvcoreError, InvalidImageError, WeightsUnavailableErro
 from cvcore.folders import ImageDataset, scan_image_folder
 from cvcore.transfer_runs import (MODES, TransferConfig, features_cache_key, logistic_model, mode_costs, mode_params,
                                   run_transfer, select_train, transfer_summary)
-from cvcore.visualize import inputs
+from cvcore import model_inputs as inputs
 
 keras = pytest.importorskip("keras")
 

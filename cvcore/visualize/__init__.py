@@ -1,4 +1,4 @@
-"""What ConvNets learn: one technique, one small module; shared plumbing in :mod:`.inputs`.
+"""What ConvNets learn: one technique, one small module; shared plumbing in :mod:`cvcore.model_inputs`.
 
 * :func:`activations`: every channel of chosen layers for one image (:mod:`.activations`).
 * :func:`class_activation_map`: Grad-CAM, Grad-CAM++ and Score-CAM (:mod:`.cam`).
@@ -8,7 +8,7 @@
 * :func:`top_predictions`: the most probable classes for one image (:mod:`.predictions`).
 
 Every function takes one image as a person hands it over (uint8, or float)
-and a Keras model; :mod:`.inputs` resizes it and applies the preprocessing
+and a Keras model; :mod:`cvcore.model_inputs` resizes it and applies the preprocessing
 the model needs. Modules load on first use, so importing this package does
 not import TensorFlow.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CvcoreError, ShapeError
-from .inputs import model_input, submodel
+from ..model_inputs import model_input, submodel
 
 __all__ = ["activations", "blank_fraction", "layer_names"]
 
@@ -36,7 +36,7 @@ def activations(model, image, layer_names) -> dict:
         model: a built Keras model (Sequential or functional).
         image: one H x W or H x W x C image as a person hands it over, uint8
             (0..255) or float (0..1); resized, converted to the model's
-            channels and preprocessed by :func:`cvcore.visualize.inputs.model_input`.
+            channels and preprocessed by :func:`cvcore.model_inputs.model_input`.
         layer_names: names of layers of ``model`` (see :func:`layer_names`).
 
     Returns:

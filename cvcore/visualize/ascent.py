@@ -53,8 +53,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import device
+from .. import model_inputs as inputs
 from ..errors import CvcoreError, ShapeError
-from . import inputs
 
 __all__ = [
     "maximize_filter",
@@ -87,10 +88,7 @@ _native_bf16: "bool | None" = None
 
 
 def _check_model(model):
-    from .. import device
-
-    device.configure()
-    import keras
+    keras = device.keras()
 
     if not isinstance(model, keras.Model):
         raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")
@@ -220,8 +218,6 @@ def _cpu_has_native_bf16() -> bool:
 def _resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
-    from .. import device
-
     return "bfloat16" if device.configure().kind == "CPU" and _cpu_has_native_bf16() else "float32"
 
 
@@ -253,7 +249,7 @@ class _Net:
 
     @staticmethod
     def _bf16_clone(model):
-        import keras
+        keras = device.keras()
 
         if any(isinstance(layer, keras.Model) for layer in model.layers):
             return None  # a nested model does not clone layer by layer
@@ -284,7 +280,7 @@ class _Net:
     def sync(self, layer_names):
         """Copy the model's current weights into the copy's layers ``layer_names`` (cheap next to one step)."""
         if self._pairs:
-            import tensorflow as tf
+            tf = device.tensorflow()
 
             for name in layer_names:
                 for copy, original in self._pairs.get(name, ()):
@@ -294,7 +290,7 @@ class _Net:
 def _objective(model, target):
     """(the model cut where the score is read, (how to score its output, a Dense head or None))
     for ``("filter", layer)`` or ``("class",)``."""
-    import keras
+    keras = device.keras()
 
     if target[0] == "filter":
         return inputs.submodel(model, [target[1]]), ("filter", None)
@@ -323,7 +319,7 @@ class _Ascent:
     """One compiled ascent: a network, a scoring head, a working size, a tf.function."""
 
     def __init__(self, net: _Net, model, target, hw, channels, kind):
-        import tensorflow as tf
+        tf = device.tensorflow()
 
         cut, head = _objective(net.compute_model(model, target[1] if target[0] == "filter" else None), target)
         self.net = net
@@ -395,7 +391,7 @@ class _Ascent:
 
     def ascend(self, x, idx, steps, opts, on_progress, should_stop, offset, total):
         """Run ``steps`` steps on the batch ``x``; returns (x, steps done)."""
-        import tensorflow as tf
+        tf = device.tensorflow()
 
         self.net.sync(self.layers)
         x = tf.constant(x, tf.float32)
@@ -724,7 +720,7 @@ def maximize_class(model, class_index, *, steps=60, step_size=1.0, size=None, se
 
 
 def _first_conv(model):
-    import keras
+    keras = device.keras()
 
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
@@ -759,10 +755,7 @@ def first_layer_kernels(model):
         >>> weights.shape, images[0].shape  # doctest: +SKIP
         ((3, 3, 3, 64), (3, 3, 3))
     """
-    from .. import device
-
-    device.configure()
-    import keras
+    keras = device.keras()
 
     if not isinstance(model, keras.Model):
         raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")

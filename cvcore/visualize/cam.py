@@ -29,7 +29,7 @@ Speed. The maps are recomputed as a page's widgets move, so the work is split
 and cached:
 
 * per model and layer, one functional submodel ([layer output, class scores],
-  :func:`cvcore.visualize.inputs.submodel`) and ``tf.function`` s with fixed
+  :func:`cvcore.model_inputs.submodel`) and ``tf.function`` s with fixed
   input signatures, traced once: the forward pass to the layer, and the
   gradient of one class score with respect to the layer's output from the
   layer's output alone (the *head* of the network: for VGG16 at 224 x 224 on two
@@ -70,8 +70,8 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import device
+from .. import model_inputs as inputs
 from ..errors import CvcoreError, ShapeError
-from . import inputs
 
 __all__ = ["CAM_METHODS", "SCORECAM_MAX_CHANNELS", "class_activation_map", "clear_cache"]
 
@@ -130,7 +130,7 @@ def _is_softmax(layer) -> bool:
 
 
 def _output_layer(model):
-    if not isinstance(model, _keras().Sequential):
+    if not isinstance(model, device.keras().Sequential):
         try:
             return model.outputs[0]._keras_history.operation
         except (AttributeError, IndexError):
@@ -140,7 +140,7 @@ def _output_layer(model):
 
 def _feeding_layer(model, layer):
     """The layer whose output ``layer`` takes (it must be a layer of ``model``), else None."""
-    if isinstance(model, _keras().Sequential):
+    if isinstance(model, device.keras().Sequential):
         index = model.layers.index(layer)
         return model.layers[index - 1] if index >= 1 else None
     try:
@@ -165,7 +165,7 @@ class _Scorer:
 
     def scores(self, s):
         """Class scores (batch x classes) from the source layer's output."""
-        tf = _tf()
+        tf = device.tensorflow()
         s = tf.cast(s, tf.float32)  # mixed-precision models compute in float16
         if self.dense is None:
             return s
@@ -176,7 +176,7 @@ class _Scorer:
 
     def probabilities(self, s):
         """Class probabilities, Score-CAM's weights."""
-        tf = _tf()
+        tf = device.tensorflow()
         z = self.scores(s)
         return z if self.probabilities_out else tf.nn.softmax(z, axis=-1)
 
@@ -246,14 +246,6 @@ class _LRU:
             return value
 
 
-def _keras():
-    return device.keras()  # TensorFlow's first import goes through device.configure()
-
-
-def _tf():
-    return device.tensorflow()
-
-
 # --------------------------------------------------------------------------
 # per model and layer: the traced functions and the LRU of images
 
@@ -266,7 +258,7 @@ class _Engine:
     """
 
     def __init__(self, model, layer_name: str, input_shape: tuple):
-        tf = _tf()
+        tf = device.tensorflow()
         scorer = self.scorer = _scorer(model)
         sub = inputs.submodel(model, [layer_name, scorer.source])
         head = _head(model, layer_name, scorer.source)
@@ -372,7 +364,7 @@ class _Engine:
 def _head(model, layer_name: str, source: str):
     """A model from ``layer_name``'s output to ``source``'s output sharing ``model``'s layers, or None
     when the network cannot be cut there (a path to the output that skips the layer)."""
-    keras = _keras()
+    keras = device.keras()
     names = [layer.name for layer in model.layers]
     if isinstance(model, keras.Sequential):
         start, stop = names.index(layer_name), names.index(source)
@@ -465,7 +457,7 @@ def class_activation_map(model, image, class_index, method="gradcam", layer_name
     """Where in ``image`` the model finds the evidence for a class: Grad-CAM, Grad-CAM++ or Score-CAM.
 
     The image is resized and preprocessed for the model as
-    :func:`cvcore.visualize.inputs.model_input` does; the map is computed on
+    :func:`cvcore.model_inputs.model_input` does; the map is computed on
     the layer's grid and resized back, with OpenCV, to the image's own size.
     Gradients are of the class's logit when the model ends in a softmax, else
     of its output (see the module's docstring); Score-CAM weighs by
@@ -482,7 +474,7 @@ def class_activation_map(model, image, class_index, method="gradcam", layer_name
         method: one of :data:`CAM_METHODS`.
         layer_name: a layer with a spatial output (batch, H, W, C); by
             default the last convolution
-            (:func:`cvcore.visualize.inputs.last_conv_layer`).
+            (:func:`cvcore.model_inputs.last_conv_layer`).
         max_channels: Score-CAM masks the input with at most this many of the
             layer's maps (those of largest variance; all when the layer has no
             more), one forward pass each; 1 to 4096. Ignored by the others.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CvcoreError
-from .inputs import model_input
+from ..model_inputs import model_input
 
 __all__ = ["top_predictions"]
 

@@ -29,10 +29,11 @@ import weakref
 
 import numpy as np
 
+from .. import device
+from .. import model_inputs as inputs
 from ..errors import CvcoreError
-from . import inputs
-from .cam import (_CACHES, _LRU, _check_class_index, _check_model, _digest, _image_size, _scorer, _tf,
-                  _to_size, _weights_version)
+from .cam import (_CACHES, _LRU, _check_class_index, _check_model, _digest, _image_size, _scorer, _to_size,
+                  _weights_version)
 
 __all__ = ["saliency", "MAX_SMOOTH_SAMPLES"]
 
@@ -48,7 +49,7 @@ class _Engine:
     """One model's traced gradient function and its cache of recent maps."""
 
     def __init__(self, model, input_shape: tuple):
-        tf = _tf()
+        tf = device.tensorflow()
         scorer = _scorer(model)
         sub = inputs.submodel(model, [scorer.source])
 
@@ -97,7 +98,7 @@ def saliency(model, image, class_index, smooth_samples=0, *, noise=0.15, seed=0)
         image: one H x W or H x W x C image (C 1, 3 or 4) as a person hands
             it over: uint8 (0..255) or float (0..1, or 0..255 when its
             largest value is above 1); it is resized and preprocessed for the
-            model by :func:`cvcore.visualize.inputs.model_input`.
+            model by :func:`cvcore.model_inputs.model_input`.
         class_index: the class, from 0 to ``classes - 1``.
         smooth_samples: 0 for vanilla gradients; else SmoothGrad's number of
             noisy copies (1 to :data:`MAX_SMOOTH_SAMPLES`).

@@ -23,10 +23,13 @@ import weakref
 
 import numpy as np
 
-from ..errors import CvcoreError, ShapeError
+from . import device
+from .errors import CvcoreError, ShapeError
 
 __all__ = [
     "PREPROCESSING",
+    "CAFFE_MEAN_BGR",
+    "TF_SCALE",
     "set_preprocessing",
     "preprocessing_of",
     "model_input",
@@ -49,7 +52,12 @@ PREPROCESSING = {
 }
 _BY_APPLICATION = {"vgg16": "caffe", "vgg19": "caffe", "resnet50": "caffe", "inception_v3": "tf",
                    "inceptionv3": "tf", "mobilenetv2": "tf", "mobilenetv2_1.00_224": "tf", "densenet": "torch"}
-_CAFFE_MEAN = np.array([103.939, 116.779, 123.68], np.float32)  # BGR
+#: ImageNet's mean pixel in BGR order, which "caffe" preprocessing subtracts (Keras' ``preprocess_input``
+#: for VGG16 and ResNet50; :class:`cvcore.layers.ImagenetPreprocessing` inside transfer models).
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+#: "tf" preprocessing maps 0..255 to [-1, 1] as x / TF_SCALE - 1 (InceptionV3, MobileNetV2).
+TF_SCALE = 127.5
+_CAFFE_MEAN = np.array(CAFFE_MEAN_BGR, np.float32)
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _TAG = "_cvcore_preprocessing"
@@ -105,7 +113,7 @@ def to_model_pixels(rgb01: np.ndarray, kind: str) -> np.ndarray:
     if kind == "raw":
         return x255
     if kind == "tf":
-        return x255 / 127.5 - 1.0
+        return x255 / TF_SCALE - 1.0
     if kind == "caffe":
         if x.shape[-1] != 3:
             return x255 - _CAFFE_MEAN.mean()
@@ -123,7 +131,7 @@ def from_model_pixels(x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "raw":
         return x / 255.0
     if kind == "tf":
-        return (x + 1.0) * 127.5 / 255.0
+        return (x + 1.0) * TF_SCALE / 255.0
     if kind == "caffe":
         if x.shape[-1] != 3:
             return (x + _CAFFE_MEAN.mean()) / 255.0
@@ -191,7 +199,7 @@ def model_input(model, image, *, size=None) -> np.ndarray:
 
 def as_functional(model):
     """``model`` as a functional Keras model over the same layers and weights (itself when it is one)."""
-    import keras
+    keras = device.keras()
 
     if not isinstance(model, keras.Sequential):
         return model
@@ -215,11 +223,7 @@ def submodel(model, layer_names, *, name: str | None = None):
         layer_names: names of its layers; one name gives a single-output model.
         name: the submodel's name.
     """
-    import keras
-
-    from .. import device
-
-    device.configure()
+    keras = device.keras()
     names = tuple(layer_names)
     known = {layer.name: layer for layer in model.layers}
     missing = [n for n in names if n not in known]
