@@ -12,3 +12,39 @@ def metrics(at) -> dict:
 
 def errors(at) -> str:
     return " ".join(e.value for e in at.error)
+
+
+def wait_until(condition, *, timeout: float, what: str, interval: float = 0.05, details=None):
+    """Poll ``condition()`` until it returns something truthy, and return that.
+
+    Waits on the condition itself, never a fixed time: ``interval`` is only how often it is asked.
+    When ``timeout`` seconds pass first, the test fails saying ``what`` did not happen (and
+    ``details()``, when given, e.g. the errors on the page), never with an unrelated message later.
+    """
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            extra = f"; {details()}" if details is not None else ""
+            pytest.fail(f"{what}: did not happen within {timeout:g} s{extra}")
+        time.sleep(interval)
+
+
+def rerun_until(at, condition, *, timeout: float, what: str, interval: float = 0.25):
+    """Rerun an AppTest page (as its polling fragment would) until ``condition(at)`` holds; see :func:`wait_until`.
+
+    Every rerun must be clean: an exception on the page fails at once, with its message.
+    """
+    def check():
+        at.run()
+        assert_clean(at)
+        return condition(at)
+
+    return wait_until(check, timeout=timeout, what=what, interval=interval,
+                      details=lambda: f"errors on the page: {errors(at) or 'none'}")
