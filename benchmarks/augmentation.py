@@ -23,8 +23,8 @@ made offline by :mod:`cvcore.samples`), with the seed recipes of
 
 Then background removal over a folder of synthetic seedlings (256 x 256 PNG):
 :func:`cvcore.background.remove_background_folder` with each method, against a
-plain loop as the seed wrote it (cv2.imread, the redmean distance in float64
-numpy, cv2.medianBlur, cv2.imwrite; no caps or checks), the baseline.
+plain loop as the seed wrote it (cv2.imread, the chapter's integer redmean
+distance in int64 numpy, cv2.medianBlur, cv2.imwrite; no caps or checks), the baseline.
 
 Every pipeline runs ``--batches`` batches (after a warm-up that pays tracing
 and first calls) and ``--repeats`` times, interleaved, so that a busy machine
@@ -208,20 +208,21 @@ FOLDER_SIDE = 256
 
 
 def _plain_seed_folder(files, src, dest) -> None:
-    """The plain baseline: the seed's own loop, cv2.imread, the redmean distance to the same leaf
-    greens in float64 numpy, cv2.medianBlur, cv2.imwrite; no caps, no checks, no summary."""
+    """The plain baseline: the seed's own loop, cv2.imread, the chapter's integer redmean distance (no
+    square root) to the same leaf greens in int64 numpy, cv2.medianBlur, cv2.imwrite; no caps, no checks,
+    no summary."""
     import cv2
 
     from cvcore.background import DEFAULT_TARGETS
 
     for rel in files:
         bgr = cv2.imread(str(Path(src) / rel))
-        img = bgr[:, :, ::-1].astype(np.float64)
+        img = bgr[:, :, ::-1].astype(np.int64)
         mask = np.zeros(img.shape[:2], bool)
         for (r, g, b), threshold in DEFAULT_TARGETS:
-            rmean = (img[:, :, 0] + r) / 2
-            dist = np.sqrt((2 + rmean / 256) * (img[:, :, 0] - r) ** 2 + 4 * (img[:, :, 1] - g) ** 2
-                           + (2 + (255 - rmean) / 256) * (img[:, :, 2] - b) ** 2)
+            rmean = (img[:, :, 0] + r) // 2
+            dist = ((((512 + rmean) * (img[:, :, 0] - r) ** 2) >> 8) + 4 * (img[:, :, 1] - g) ** 2
+                    + (((767 - rmean) * (img[:, :, 2] - b) ** 2) >> 8))
             mask |= dist < threshold
         mask = cv2.medianBlur(mask.astype(np.uint8) * 255, 5) > 0
         out = Path(dest) / Path(rel).with_suffix(".png")

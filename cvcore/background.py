@@ -1,19 +1,23 @@
 """Background removal for plant photographs: keep the leaves, black out the soil.
 
 The plant seedlings chapter removes everything that is not leaf-green before
-training: it measures how far every pixel's colour is from a few leaf-green
+training: it measures how far every pixel's colour is from four leaf-green
 target colours with compuphase's "low-cost" RGB distance (the *redmean*
-approximation of perceived colour difference), thresholds each distance,
-ORs the masks, median-blurs the result and keeps the leaves on black.
+approximation of perceived colour difference, in whole numbers and without
+its square root), thresholds each distance (1600, and 500 for the darkest
+green), ORs the masks, median-blurs the result (9 x 9) and keeps the leaves
+on black.
 
 This module does that and three alternatives, as pure functions over numpy
 arrays (scikit-image style: explicit dtypes and ranges):
 
-* :func:`color_distance`: the redmean distance of every pixel to one colour.
+* :func:`color_distance`: the chapter's distance of every pixel to one colour,
+  its integer formula value for value.
 * :func:`plant_mask`: a bool leaf mask by one of :data:`METHODS`:
 
-  - ``"rgb"``: redmean distance to target colours, each with its threshold
-    (the chapter's method);
+  - ``"rgb"``: the chapter's distance to target colours, each with its
+    threshold (the chapter's method; its four greens and thresholds are the
+    defaults, :data:`DEFAULT_TARGETS`);
   - ``"cieluv"``: Euclidean distance (CIE 1976 ΔE*uv) to target colours in
     CIELUV, a space built so that distances follow perceived differences;
   - ``"hsv"``: a range of hue (in **degrees**, 0 to 360), saturation and
@@ -25,9 +29,9 @@ arrays (scikit-image style: explicit dtypes and ranges):
 * :func:`remove_background_folder`: all of that over a folder of images,
   written as PNGs into a new folder, with progress and a cooperative stop.
 
-Every argument is checked up front; bad input raises :class:`BackgroundError`
-(a :class:`~cvcore.errors.CvcoreError`, so a ``ValueError``) whose message
-names the argument and the value received.
+Every argument is checked up front (with :mod:`cvcore.checks`); bad input
+raises :class:`BackgroundError` (a :class:`~cvcore.errors.CvcoreError`, so a
+``ValueError``) whose message names the argument and the value received.
 
 Example:
     >>> from cvcore.samples import seedling_photo
@@ -41,7 +45,6 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 import os
 import time
 import zipfile
@@ -50,6 +53,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from . import checks
 from .errors import BackgroundError, CvcoreError
 
 __all__ = [
@@ -58,6 +62,12 @@ __all__ = [
     "METHOD_TITLES",
     "DEFAULT_TARGETS",
     "DEFAULT_LUV_TARGETS",
+    "BRIGHT_TARGETS",
+    "BRIGHT_LUV_TARGETS",
+    "CHAPTER_MEDIAN",
+    "CHAPTER_PRESET",
+    "BRIGHT_PRESET",
+    "TARGET_PRESETS",
     "DEFAULT_HSV",
     "DEFAULT_RECT_FRACTION",
     "DEFAULT_ITERATIONS",
@@ -95,30 +105,56 @@ METHOD_TITLES = {
     "grabcut": "GrabCut from a rectangle",
 }
 
-# Leaf greens and their redmean thresholds: an olive (shaded) green, a bright leaf green, a deep
-# green and a young, yellowish green. Chosen so that, on the synthetic seedlings of cvcore.samples, almost
-# no soil pixel (about 0.05%) falls within any threshold while nearly every leaf pixel does.
+# The chapter's four leaf greens and thresholds, in its units (color_distance: the redmean distance
+# squared, in whole numbers; 1600 is a distance of 40 on the square-rooted scale, 500 about 22.4).
 DEFAULT_TARGETS = (
-    ((70, 120, 40), 70.0),
-    ((80, 170, 55), 110.0),
-    ((35, 115, 40), 95.0),
-    ((130, 185, 45), 80.0),
+    ((71, 86, 38), 1600.0),
+    ((65, 79, 19), 1600.0),
+    ((95, 106, 56), 1600.0),
+    ((56, 63, 43), 500.0),
 )
-# The same greens in CIELUV, with thresholds in ΔE*uv units (1 is about a just-noticeable difference).
+CHAPTER_MEDIAN = 9  # the chapter's median blur of the mask (9 x 9)
+# The same greens in CIELUV, with thresholds in ΔE*uv units (1 is about a just-noticeable difference):
+# a little wider than the chapter's for the three, tighter for the darkest, which dark soil comes near.
 DEFAULT_LUV_TARGETS = (
+    ((71, 86, 38), 15.0),
+    ((65, 79, 19), 15.0),
+    ((95, 106, 56), 15.0),
+    ((56, 63, 43), 10.0),
+)
+# Brighter greens, for leaves brighter than the chapter's (the first synthetic seedlings were drawn in them):
+# an olive green, a bright leaf green, a deep green and a young, yellowish one. RGB thresholds in the
+# chapter's units (70, 110, 95 and 80 on the square-rooted scale, squared).
+BRIGHT_TARGETS = (
+    ((70, 120, 40), 4900.0),
+    ((80, 170, 55), 12100.0),
+    ((35, 115, 40), 9025.0),
+    ((130, 185, 45), 6400.0),
+)
+BRIGHT_LUV_TARGETS = (
     ((70, 120, 40), 25.0),
     ((80, 170, 55), 50.0),
     ((35, 115, 40), 35.0),
     ((130, 185, 45), 40.0),
 )
-# Hue in degrees (0 red, 60 yellow, 120 green, 180 cyan), saturation and value in percent.
-DEFAULT_HSV = {"hue": (65.0, 165.0), "saturation": (35.0, 100.0), "value": (15.0, 100.0)}
+CHAPTER_PRESET = "The chapter's four greens"
+BRIGHT_PRESET = "Bright greens (synthetic seedlings v1)"
+# Named sets of targets for the methods that take them, each with the median blur that goes with it.
+TARGET_PRESETS = {
+    "rgb": {CHAPTER_PRESET: {"targets": DEFAULT_TARGETS, "median": CHAPTER_MEDIAN},
+            BRIGHT_PRESET: {"targets": BRIGHT_TARGETS, "median": 5}},
+    "cieluv": {CHAPTER_PRESET: {"targets": DEFAULT_LUV_TARGETS, "median": CHAPTER_MEDIAN},
+               BRIGHT_PRESET: {"targets": BRIGHT_LUV_TARGETS, "median": 5}},
+}
+# Hue in degrees (0 red, 30 the soil's brown, 60 yellow, 75-80 the chapter's greens, 120 green, 180 cyan),
+# saturation and value in percent. Dark, greyish leaves have an unsteady hue: the range starts at 45.
+DEFAULT_HSV = {"hue": (45.0, 150.0), "saturation": (15.0, 100.0), "value": (10.0, 100.0)}
 DEFAULT_RECT_FRACTION = (0.1, 0.1, 0.8, 0.8)  # x, y, w, h as fractions of the width and height
 DEFAULT_ITERATIONS = 5
 MAX_TARGETS = 16
 MAX_MEDIAN = 99
 MAX_ITERATIONS = 20
-MAX_RGB_THRESHOLD = 800.0  # the redmean distance never exceeds ~765 (black to white)
+MAX_RGB_THRESHOLD = 600_000.0  # the chapter's distance never exceeds 584,970 (black to white)
 MAX_LUV_THRESHOLD = 400.0  # ΔE*uv between any two sRGB colours stays below ~260
 
 _DEFAULTS = {
@@ -133,63 +169,21 @@ _DEFAULTS = {
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_image(img, name: str = "img") -> np.ndarray:
-    arr = np.asarray(img)
-    if arr.dtype != np.uint8:
-        raise BackgroundError(f"`{name}` must be uint8 pixels (0 to 255); received dtype {arr.dtype}.")
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise BackgroundError(f"`{name}` must be an H x W x 3 RGB image; received shape {arr.shape}.")
-    return arr
-
-
-def _number(value, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise BackgroundError(f"`{name}` must be a number from {lo:g} to {hi:g}; received {value!r}.")
-    v = float(value)
-    if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
-        bound = f"greater than {lo:g} and at most {hi:g}" if lo_open else f"from {lo:g} to {hi:g}"
-        raise BackgroundError(f"`{name}` must be a number {bound}; received {value!r}.")
-    return v
-
-
-def _int(value, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
-                and math.isfinite(float(value)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise BackgroundError(f"`{name}` must be an integer from {lo} to {hi}; received {value!r}.")
-    v = int(value)
-    if not lo <= v <= hi:
-        raise BackgroundError(f"`{name}` must be an integer from {lo} to {hi}; received {value!r}.")
-    return v
-
-
-def _check_rgb(rgb, name: str = "rgb") -> tuple:
-    try:
-        values = tuple(rgb)
-    except TypeError:
-        values = None
-    if values is None or len(values) != 3:
-        raise BackgroundError(f"`{name}` must be three numbers (R, G, B) from 0 to 255; received {rgb!r}.")
-    return tuple(_number(v, f"{name}[{i}]", 0, 255) for i, v in enumerate(values))
-
-
 def _check_median(median, name: str = "median") -> int:
-    if isinstance(median, (bool, np.bool_)) or not isinstance(median, numbers.Real) \
-            or not math.isfinite(float(median)) or not float(median).is_integer():
-        raise BackgroundError(
-            f"`{name}` must be 0 or 1 (no blur) or an odd integer from 3 to {MAX_MEDIAN}; received {median!r}.")
-    k = int(median)
-    if k < 0 or k > MAX_MEDIAN or (k > 1 and k % 2 == 0):
-        hint = " (a median blur needs an odd size: a centre pixel)" if k > 1 and k % 2 == 0 else ""
+    """The median blur's window: 0 or 1 (none) or an odd size (background-specific: a centre pixel)."""
+    whole = checks.is_number(median) and float(median).is_integer()
+    k = int(median) if whole else None
+    if k is None or k < 0 or k > MAX_MEDIAN or (k > 1 and k % 2 == 0):
+        even = k is not None and k > 1 and k % 2 == 0
+        hint = " (a median blur needs an odd size: a centre pixel)" if even else ""
         raise BackgroundError(
             f"`{name}` must be 0 or 1 (no blur) or an odd integer from 3 to {MAX_MEDIAN}; "
             f"received {median!r}{hint}.")
     return k
 
 
-def _check_targets(targets, name: str, max_threshold: float) -> tuple:
+def _check_targets(targets, name: str, max_threshold: float, *, integers: bool = False) -> tuple:
+    """((r, g, b), threshold) pairs; whole-number colours with ``integers`` (the chapter's formula)."""
     if isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
         raise BackgroundError(f"`{name}` must be a list of (rgb, threshold) pairs; received {targets!r}.")
     if len(targets) == 0:
@@ -202,10 +196,11 @@ def _check_targets(targets, name: str, max_threshold: float) -> tuple:
             rgb, threshold = pair
         except (TypeError, ValueError):
             raise BackgroundError(
-                f"`{name}[{i}]` must be an (rgb, threshold) pair such as ((70, 120, 40), 70); "
+                f"`{name}[{i}]` must be an (rgb, threshold) pair such as ((71, 86, 38), 1600); "
                 f"received {pair!r}.") from None
-        out.append((_check_rgb(rgb, f"{name}[{i}] colour"),
-                    _number(threshold, f"{name}[{i}] threshold", 0, max_threshold, lo_open=True)))
+        out.append((checks.rgb(rgb, f"{name}[{i}] colour", error=BackgroundError, integers=integers),
+                    checks.number(threshold, f"{name}[{i}] threshold", 0, max_threshold, low_open=True,
+                                  error=BackgroundError)))
     return tuple(out)
 
 
@@ -214,8 +209,8 @@ def _check_range(pair, name: str, hi: float, *, wrap: bool = False) -> tuple:
         lo_v, hi_v = pair
     except (TypeError, ValueError):
         raise BackgroundError(f"`{name}` must be a (low, high) pair from 0 to {hi:g}; received {pair!r}.") from None
-    lo_v = _number(lo_v, f"{name} low", 0, hi)
-    hi_v = _number(hi_v, f"{name} high", 0, hi)
+    lo_v = checks.number(lo_v, f"{name} low", 0, hi, error=BackgroundError)
+    hi_v = checks.number(hi_v, f"{name} high", 0, hi, error=BackgroundError)
     if lo_v > hi_v and not wrap:
         raise BackgroundError(f"`{name}` must have low <= high; received {pair!r}.")
     return lo_v, hi_v
@@ -228,9 +223,10 @@ def _check_fraction_rect(rect) -> tuple:
         raise BackgroundError(
             f"`rect_fraction` must be (x, y, w, h) as fractions 0 to 1 of the width and height; "
             f"received {rect!r}.") from None
-    x, y = _number(x, "rect_fraction x", 0, 1), _number(y, "rect_fraction y", 0, 1)
-    w = _number(w, "rect_fraction w", 0, 1, lo_open=True)
-    h = _number(h, "rect_fraction h", 0, 1, lo_open=True)
+    x = checks.number(x, "rect_fraction x", 0, 1, error=BackgroundError)
+    y = checks.number(y, "rect_fraction y", 0, 1, error=BackgroundError)
+    w = checks.number(w, "rect_fraction w", 0, 1, low_open=True, error=BackgroundError)
+    h = checks.number(h, "rect_fraction h", 0, 1, low_open=True, error=BackgroundError)
     if x + w > 1 + 1e-9 or y + h > 1 + 1e-9:
         raise BackgroundError(f"`rect_fraction` must lie inside the image (x + w <= 1, y + h <= 1); received {rect!r}.")
     if x <= 0 and y <= 0 and x + w >= 1 and y + h >= 1:
@@ -247,9 +243,8 @@ def _check_pixel_rect(rect) -> tuple:
         values = ()
     if len(values) != 4:
         raise BackgroundError(f"`rect` must be (x, y, w, h) in pixels; received {rect!r}.")
-    x, y = _int(values[0], "rect x", 0, 1 << 20), _int(values[1], "rect y", 0, 1 << 20)
-    w, h = _int(values[2], "rect w", 1, 1 << 20), _int(values[3], "rect h", 1, 1 << 20)
-    return x, y, w, h
+    return tuple(checks.integer(v, f"rect {axis}", 1 if axis in "wh" else 0, 1 << 20, error=BackgroundError,
+                                whole_floats=True) for axis, v in zip("xywh", values))
 
 
 def validate_params(method: str, **params) -> dict:
@@ -261,7 +256,8 @@ def validate_params(method: str, **params) -> dict:
 
     Returns:
         A new dict with every parameter of the method, checked and normalised
-        (tuples of floats, ints).
+        (tuples of floats, ints; the ``"rgb"`` target colours as ints, as the
+        chapter's integer formula needs them).
 
     Raises:
         BackgroundError: naming the first bad parameter and the value received.
@@ -269,9 +265,14 @@ def validate_params(method: str, **params) -> dict:
     Example:
         >>> validate_params("hsv", hue=(60, 170))["hue"]
         (60.0, 170.0)
+        >>> validate_params("rgb", targets=[((70.0, 86, 38), 1600)])["targets"]
+        (((70, 86, 38), 1600.0),)
+        >>> validate_params("rgb", targets=[((70.5, 86, 38), 1600)])
+        Traceback (most recent call last):
+        ...
+        cvcore.errors.BackgroundError: `targets[0] colour[0]` must be an integer from 0 to 255; received 70.5.
     """
-    if method not in METHODS:
-        raise BackgroundError(f"`method` must be one of {', '.join(map(repr, METHODS))}; received {method!r}.")
+    checks.choice(method, "method", METHODS, error=BackgroundError)
     allowed = _DEFAULTS[method]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -280,10 +281,11 @@ def validate_params(method: str, **params) -> dict:
     p = {**allowed, **params}
     out = {"median": _check_median(p["median"])}
     if method == "rgb":
-        out["targets"] = _check_targets(p["targets"], "targets", MAX_RGB_THRESHOLD)
+        out["targets"] = _check_targets(p["targets"], "targets", MAX_RGB_THRESHOLD, integers=True)
     elif method == "cieluv":
         out["targets"] = _check_targets(p["targets"], "targets", MAX_LUV_THRESHOLD)
-        out["lightness_weight"] = _number(p["lightness_weight"], "lightness_weight", 0, 1)
+        out["lightness_weight"] = checks.number(p["lightness_weight"], "lightness_weight", 0, 1,
+                                                error=BackgroundError)
     elif method == "hsv":
         out["hue"] = _check_range(p["hue"], "hue", 360, wrap=True)
         out["saturation"] = _check_range(p["saturation"], "saturation", 100)
@@ -292,16 +294,28 @@ def validate_params(method: str, **params) -> dict:
         out["rect"] = None if p["rect"] is None else _check_pixel_rect(p["rect"])
         out["rect_fraction"] = _check_fraction_rect(p["rect_fraction"] if p["rect_fraction"] is not None
                                                     else DEFAULT_RECT_FRACTION)
-        out["iterations"] = _int(p["iterations"], "iterations", 1, MAX_ITERATIONS)
+        out["iterations"] = checks.integer(p["iterations"], "iterations", 1, MAX_ITERATIONS, error=BackgroundError,
+                                           whole_floats=True)
     return out
 
 
 def default_params(method: str) -> dict:
     """A method's default parameters (a new dict each call).
 
+    Args:
+        method: one of :data:`METHODS`.
+
+    Returns:
+        The parameters :func:`plant_mask` uses when given none but ``method``.
+
+    Raises:
+        BackgroundError: for an unknown method.
+
     Example:
         >>> default_params("hsv")["hue"]
-        (65.0, 165.0)
+        (45.0, 150.0)
+        >>> default_params("rgb")["targets"][3]
+        ((56, 63, 43), 500.0)
     """
     return validate_params(method)
 
@@ -309,30 +323,42 @@ def default_params(method: str) -> dict:
 def describe_method(method: str) -> str:
     """One paragraph (Markdown) on what a method does and its defaults.
 
+    Args:
+        method: one of :data:`METHODS`.
+
+    Returns:
+        Markdown text.
+
+    Raises:
+        BackgroundError: for an unknown method.
+
     Example:
-        >>> "redmean" in describe_method("rgb")
-        True
+        >>> "redmean" in describe_method("rgb"), "585,000" in describe_method("rgb")
+        (True, True)
     """
-    if method not in METHODS:
-        raise BackgroundError(f"`method` must be one of {', '.join(map(repr, METHODS))}; received {method!r}.")
+    checks.choice(method, "method", METHODS, error=BackgroundError)
     if method == "rgb":
-        targets = "; ".join(f"RGB {tuple(int(v) for v in c)} within {t:g}" for c, t in DEFAULT_TARGETS)
-        return ("Keeps a pixel when its colour is close to any of a few leaf greens, by compuphase's "
-                "low-cost *redmean* distance, r̄ = (R₁ + R₂)/2, ΔE = √((2 + r̄/256)·ΔR² + 4·ΔG² + "
-                "(2 + (255 − r̄)/256)·ΔB²), which weighs green most, as the eye does (0 for the same colour, "
-                f"about 765 from black to white). Defaults: {targets}.")
+        targets = "; ".join(f"RGB {c} below {t:g}" for c, t in DEFAULT_TARGETS)
+        return ("Keeps a pixel when its colour is close to any of a few leaf greens, by the chapter's low-cost "
+                "colour distance (compuphase's *redmean*), in whole numbers as the chapter computes it: "
+                "r̄ = (R₁ + R₂) // 2, then ((512 + r̄)·ΔR² >> 8) + 4·ΔG² + ((767 − r̄)·ΔB² >> 8), without a "
+                "square root. It weighs green most, as the eye does: 0 for the same colour, about 585,000 from "
+                "black to white; a threshold of 1600 is a distance of 40 on the square-rooted scale. "
+                f"Defaults, the chapter's four greens: {targets}; the chapter then median-blurs the mask "
+                f"({CHAPTER_MEDIAN} x {CHAPTER_MEDIAN}).")
     if method == "cieluv":
-        targets = "; ".join(f"RGB {tuple(int(v) for v in c)} within {t:g}" for c, t in DEFAULT_LUV_TARGETS)
+        targets = "; ".join(f"RGB {tuple(int(v) for v in c)} below {t:g}" for c, t in DEFAULT_LUV_TARGETS)
         return ("Converts the pixels to CIELUV (OpenCV's cvtColor: L* 0 to 100, u*, v* the colour), a space "
                 "built so that equal distances look about equally different, and keeps a pixel within a "
                 "threshold of any target (ΔE*uv; about 1 is a just-noticeable difference). A lightness weight "
-                f"below 1 forgives shadows. Defaults: {targets}.")
+                f"below 1 forgives shadows. Defaults, the chapter's four greens: {targets}.")
     if method == "hsv":
         h, s, v = DEFAULT_HSV["hue"], DEFAULT_HSV["saturation"], DEFAULT_HSV["value"]
         return ("Keeps a pixel whose hue, saturation and value fall in ranges. Hue is in degrees (0 red, "
                 "60 yellow, 120 green, 180 cyan, 240 blue), saturation and value in percent. (OpenCV's "
                 "8-bit HSV stores hue / 2, 0 to 179, and S, V as 0 to 255.) A low hue above the high one "
-                f"wraps through red. Defaults: hue {h[0]:g}–{h[1]:g}°, saturation {s[0]:g}–{s[1]:g}%, "
+                "wraps through red. The chapter's greens have hues of 73 to 81° and brown soil about 30°. "
+                f"Defaults: hue {h[0]:g}–{h[1]:g}°, saturation {s[0]:g}–{s[1]:g}%, "
                 f"value {v[0]:g}–{v[1]:g}%.")
     x, y, w, h = DEFAULT_RECT_FRACTION
     return ("OpenCV's GrabCut: the pixels outside a rectangle are background for sure, those inside "
@@ -354,26 +380,33 @@ def describe_defaults() -> dict:
     return {m: describe_method(m) for m in METHODS}
 
 
-def targets_from_rows(rows, *, max_threshold: float = MAX_RGB_THRESHOLD) -> tuple:
+def targets_from_rows(rows, *, max_threshold: float = MAX_RGB_THRESHOLD, integers: bool = False) -> tuple:
     """Target colours typed in a table -> ``((r, g, b), threshold)`` pairs, checked.
 
     Args:
         rows: a sequence of mappings (or a pandas DataFrame) with keys ``R``,
             ``G``, ``B`` and ``threshold``; values may be numbers or text
-            (``"70"``) as typed in a table. Rows that are entirely empty are skipped.
-        max_threshold: the largest threshold accepted (800 for the redmean
-            distance, 400 for ΔE*uv).
+            (``"71"``) as typed in a table. Rows that are entirely empty are skipped.
+        max_threshold: the largest threshold accepted (:data:`MAX_RGB_THRESHOLD`
+            for the chapter's distance, :data:`MAX_LUV_THRESHOLD` for ΔE*uv).
+        integers: the colours must be whole numbers, returned as ints (the
+            ``"rgb"`` method: the chapter's formula works in integers).
 
     Returns:
-        A tuple of ``((r, g, b), threshold)`` with floats.
+        A tuple of ``((r, g, b), threshold)``: colours as floats (ints with
+        ``integers``), thresholds as floats.
 
     Raises:
         BackgroundError: naming the row (from 1), the column and the value,
             e.g. "row 2, column G is 'abc'"; or when no row is left.
 
     Example:
-        >>> targets_from_rows([{"R": 70, "G": "120", "B": 40, "threshold": 70}])
-        (((70.0, 120.0, 40.0), 70.0),)
+        >>> targets_from_rows([{"R": 71, "G": "86", "B": 38, "threshold": 1600}], integers=True)
+        (((71, 86, 38), 1600.0),)
+        >>> targets_from_rows([{"R": 70.5, "G": 86, "B": 38, "threshold": 1600}], integers=True)
+        Traceback (most recent call last):
+        ...
+        cvcore.errors.BackgroundError: Target row 1, column R is 70.5; type a whole number from 0 to 255.
     """
     if hasattr(rows, "to_dict"):
         rows = rows.to_dict("records")
@@ -396,7 +429,9 @@ def targets_from_rows(rows, *, max_threshold: float = MAX_RGB_THRESHOLD) -> tupl
             if bad:
                 what = "greater than 0 and at most" if column == "threshold" else "from 0 to"
                 raise BackgroundError(f"Target row {i}, column {column} is {v!r}; type a number {what} {hi:g}.")
-            values.append(number)
+            if integers and column != "threshold" and not number.is_integer():
+                raise BackgroundError(f"Target row {i}, column {column} is {v!r}; type a whole number from 0 to 255.")
+            values.append(int(number) if integers and column != "threshold" else number)
         out.append((tuple(values[:3]), values[3]))
     if not out:
         raise BackgroundError("The table of target colours is empty; add at least one row (R, G, B, threshold).")
@@ -419,35 +454,48 @@ def _blank(v) -> bool:
 # ----------------------------------------------------------------------------- distances
 
 
+def _redmean(pixels: np.ndarray, rgb: tuple) -> np.ndarray:
+    """The chapter's formula on int64 pixels (H x W x 3) and a colour of three ints."""
+    r2, g2, b2 = rgb
+    red = pixels[:, :, 0]
+    rmean = (red + r2) // 2  # non-negative: floor division truncates, as C's integer division
+    r = red - r2
+    g = pixels[:, :, 1] - g2
+    b = pixels[:, :, 2] - b2
+    return (((512 + rmean) * r * r) >> 8) + 4 * g * g + (((767 - rmean) * b * b) >> 8)
+
+
 def color_distance(img, rgb) -> np.ndarray:
     """The chapter's low-cost colour distance (compuphase's redmean) of every pixel to one colour.
 
-    With r̄ = (R₁ + R₂)/2: ΔE = √((2 + r̄/256)·ΔR² + 4·ΔG² + (2 + (255 − r̄)/256)·ΔB²).
-    It is 0 for the same colour and about 765 from black to white.
+    Computed as the chapter computes it, value for value: pixels as int64
+    (no uint8 wrap-around), ``rmean = (R1 + R2) // 2`` truncated to an
+    integer, ``r = R1 - R2`` (and ``g``, ``b`` likewise), and
+    ``(((512 + rmean) * r * r) >> 8) + 4 * g * g + (((767 - rmean) * b * b) >> 8)``,
+    **without a square root**. It is 0 for the same colour and 584,970 from
+    black to white; a distance of 40 on the square-rooted scale is 1600 here.
+    A pixel is plant for a target when this distance is strictly below the
+    target's threshold (:func:`plant_mask`).
 
     Args:
         img: uint8 H x W x 3 RGB.
-        rgb: the target colour, three numbers 0 to 255.
+        rgb: the target colour, three whole numbers 0 to 255 (``70`` or ``70.0``; not ``70.5``).
 
     Returns:
-        float32 H x W.
+        int64 H x W.
+
+    Raises:
+        BackgroundError: for a bad image or colour (named, with the value received).
 
     Example:
-        >>> img = np.array([[[10, 20, 30], [0, 0, 0]]], np.uint8)
-        >>> d = color_distance(img, (10, 20, 30))
-        >>> d.dtype, float(d[0, 0]), round(float(d[0, 1]), 2)
-        (dtype('float32'), 0.0, 66.94)
+        >>> img = np.array([[[10, 20, 30], [0, 0, 0], [255, 255, 255]]], np.uint8)
+        >>> d = color_distance(img, (0, 0, 0))
+        >>> d.dtype, d.tolist()
+        (dtype('int64'), [[4479, 0, 584970]])
     """
-    arr = _check_image(img)
-    r2, g2, b2 = _check_rgb(rgb)
-    f = arr.astype(np.float32)
-    r = f[:, :, 0]
-    rmean = (r + np.float32(r2)) * np.float32(0.5)
-    dr = r - np.float32(r2)
-    dg = f[:, :, 1] - np.float32(g2)
-    db = f[:, :, 2] - np.float32(b2)
-    sq = (2 + rmean / 256) * dr * dr + 4 * dg * dg + (2 + (255 - rmean) / 256) * db * db
-    return np.sqrt(sq, dtype=np.float32)
+    arr = checks.image(img, "img", channels=(3,), error=BackgroundError)
+    target = checks.rgb(rgb, "rgb", error=BackgroundError, integers=True)
+    return _redmean(arr.astype(np.int64), target)
 
 
 def _to_luv(arr: np.ndarray) -> np.ndarray:
@@ -474,9 +522,9 @@ def luv_distance(img, rgb, *, lightness_weight: float = 1.0) -> np.ndarray:
         >>> round(float(luv_distance(img, (0, 0, 0))[0, 0]))
         100
     """
-    arr = _check_image(img)
-    target = np.array([[_check_rgb(rgb)]], np.float32)
-    w = _number(lightness_weight, "lightness_weight", 0, 1)
+    arr = checks.image(img, "img", channels=(3,), error=BackgroundError)
+    target = np.array([[checks.rgb(rgb, "rgb", error=BackgroundError)]], np.float32)
+    w = checks.number(lightness_weight, "lightness_weight", 0, 1, error=BackgroundError)
     d = _to_luv(arr) - _to_luv(target)[0, 0]
     d[:, :, 0] *= np.float32(w)
     return np.sqrt((d * d).sum(axis=2), dtype=np.float32)
@@ -487,6 +535,9 @@ def distance_margins(img, method: str, targets, *, lightness_weight: float = 1.0
 
     What the ``"rgb"`` and ``"cieluv"`` methods threshold, to look at: on a
     scale centred on 0, the kept pixels of each target show on one side.
+    For ``"rgb"`` the maps are in the chapter's units (:func:`color_distance`
+    minus the threshold, no square root: the target colour itself is at minus
+    the threshold); for ``"cieluv"`` in ΔE*uv.
 
     Args:
         img: uint8 H x W x 3 RGB.
@@ -497,19 +548,23 @@ def distance_margins(img, method: str, targets, *, lightness_weight: float = 1.0
     Returns:
         A list of float32 H x W maps, one per target.
 
+    Raises:
+        BackgroundError: for another method, a bad image or bad targets.
+
     Example:
-        >>> img = np.array([[[70, 120, 40]]], np.uint8)
-        >>> float(distance_margins(img, "rgb", [((70, 120, 40), 70)])[0][0, 0])
-        -70.0
+        >>> img = np.array([[[71, 86, 38], [0, 0, 0]]], np.uint8)
+        >>> distance_margins(img, "rgb", [((71, 86, 38), 1600)])[0].tolist()
+        [[-1600.0, 42883.0]]
     """
     if method not in ("rgb", "cieluv"):
         raise BackgroundError(f"`method` must be 'rgb' or 'cieluv' (the methods with target colours); "
                               f"received {method!r}.")
-    arr = _check_image(img)
+    arr = checks.image(img, "img", channels=(3,), error=BackgroundError)
     limit = MAX_RGB_THRESHOLD if method == "rgb" else MAX_LUV_THRESHOLD
-    checked = _check_targets(targets, "targets", limit)
+    checked = _check_targets(targets, "targets", limit, integers=method == "rgb")
     if method == "rgb":
-        return [color_distance(arr, rgb) - np.float32(t) for rgb, t in checked]
+        pixels = arr.astype(np.int64)
+        return [(_redmean(pixels, rgb) - t).astype(np.float32) for rgb, t in checked]
     return [luv_distance(arr, rgb, lightness_weight=lightness_weight) - np.float32(t) for rgb, t in checked]
 
 
@@ -575,11 +630,16 @@ def plant_mask(img, method: str = "rgb", **params) -> np.ndarray:
         **params: the method's parameters; every one has a default
             (:func:`default_params`, :func:`describe_defaults`):
 
-            * ``"rgb"``: ``targets``, a list of ``((r, g, b), threshold)``: a
-              pixel is plant when its :func:`color_distance` to any target is
-              below that target's threshold (0 to 800). Default :data:`DEFAULT_TARGETS`.
+            * ``"rgb"``: ``targets``, a list of ``((r, g, b), threshold)``
+              (colours in whole numbers): a pixel is plant when its
+              :func:`color_distance` to any target is strictly below that
+              target's threshold, in the chapter's units (above 0, at most
+              600,000). Default :data:`DEFAULT_TARGETS`, the chapter's four
+              greens: (71, 86, 38), (65, 79, 19) and (95, 106, 56) below
+              1600, (56, 63, 43) below 500.
             * ``"cieluv"``: ``targets`` likewise with thresholds in ΔE*uv
-              (:func:`luv_distance`, 0 to 400; default :data:`DEFAULT_LUV_TARGETS`),
+              (:func:`luv_distance`, 0 to 400; default :data:`DEFAULT_LUV_TARGETS`,
+              the chapter's greens),
               and ``lightness_weight`` 0 to 1 (default 1).
             * ``"hsv"``: ``hue`` (low, high) in degrees 0 to 360 (low > high
               wraps through red), ``saturation`` and ``value`` (low, high) in
@@ -590,7 +650,8 @@ def plant_mask(img, method: str = "rgb", **params) -> np.ndarray:
               :data:`DEFAULT_RECT_FRACTION`), and ``iterations`` 1 to 20
               (default 5). Definite and probable foreground are plant.
             * every method: ``median``, 0 or 1 (default: the raw mask) or an
-              odd size from 3 to 99, a median blur of the mask (:func:`clean_mask`).
+              odd size from 3 to 99, a median blur of the mask (:func:`clean_mask`;
+              the chapter uses :data:`CHAPTER_MEDIAN`, 9).
 
     Returns:
         bool H x W, True on plant.
@@ -599,18 +660,20 @@ def plant_mask(img, method: str = "rgb", **params) -> np.ndarray:
         BackgroundError: for a bad image, method or parameter (named, with the value received).
 
     Example:
-        >>> img = np.zeros((4, 4, 3), np.uint8); img[1:3, 1:3] = (60, 150, 40)
-        >>> plant_mask(img, "rgb").sum(), plant_mask(img, "hsv").sum()
-        (np.int64(4), np.int64(4))
+        >>> img = np.full((4, 4, 3), (110, 85, 60), np.uint8)  # brown soil ...
+        >>> img[1:3, 1:3] = (70, 84, 40)  # ... and a leaf of the chapter's greens
+        >>> [int(plant_mask(img, m).sum()) for m in ("rgb", "cieluv", "hsv")]
+        [4, 4, 4]
     """
     import cv2
 
-    arr = _check_image(img)
+    arr = checks.image(img, "img", channels=(3,), error=BackgroundError)
     p = validate_params(method, **params)
     if method == "rgb":
+        pixels = arr.astype(np.int64)  # the chapter's integers, once for every target
         mask = np.zeros(arr.shape[:2], bool)
         for rgb, threshold in p["targets"]:
-            mask |= color_distance(arr, rgb) < threshold
+            mask |= _redmean(pixels, rgb) < threshold  # strictly below, as the chapter
     elif method == "cieluv":
         luv = _to_luv(arr)
         w = np.float32(p["lightness_weight"])
@@ -638,8 +701,9 @@ def clean_mask(mask, median: int = 9) -> np.ndarray:
     Args:
         mask: H x W, bool (or numbers: nonzero is True).
         median: 0 or 1 for none (a copy comes back), or an odd window size
-            from 3 to 99 (``cv2.medianBlur`` needs a centre pixel). A window
-            wider than a thin leaf erases it: at 256 px, 5 is a good start.
+            from 3 to 99 (``cv2.medianBlur`` needs a centre pixel). The
+            chapter uses 9 (:data:`CHAPTER_MEDIAN`); a window wider than a
+            thin leaf erases it, so on small images (128 px) 5 is safer.
 
     Returns:
         bool H x W.
@@ -678,7 +742,7 @@ def remove_background(img, mask, median: int = 9) -> np.ndarray:
         >>> remove_background(img, mask, median=0)[:, :, 0].tolist()
         [[200, 0, 0], [0, 200, 0], [0, 0, 200]]
     """
-    arr = _check_image(img)
+    arr = checks.image(img, "img", channels=(3,), error=BackgroundError)
     k = _check_median(median)
     m = np.asarray(mask)
     if m.shape != arr.shape[:2]:
@@ -706,9 +770,9 @@ def overlay(img, mask, color=(255, 0, 200), alpha: float = 0.45) -> np.ndarray:
         >>> overlay(np.zeros((1, 2, 3), np.uint8), np.array([[True, False]]), (200, 0, 0), 0.5)[0].tolist()
         [[100, 0, 0], [0, 0, 0]]
     """
-    arr = _check_image(img)
-    rgb = np.array(_check_rgb(color, "color"), np.float32)
-    a = np.float32(_number(alpha, "alpha", 0, 1))
+    arr = checks.image(img, "img", channels=(3,), error=BackgroundError)
+    rgb = np.array(checks.rgb(color, "color", error=BackgroundError), np.float32)
+    a = np.float32(checks.number(alpha, "alpha", 0, 1, error=BackgroundError))
     m = np.asarray(mask)
     if m.shape != arr.shape[:2]:
         raise BackgroundError(f"`mask` must be H x W = {arr.shape[0]} x {arr.shape[1]}; received shape {m.shape}.")
@@ -900,11 +964,12 @@ def remove_background_folder(files, src_root, dest_root, *, method: str = "rgb",
         raise BackgroundError(f"`params` must be a dict of the method's parameters; received {params!r}.")
     p = validate_params(method, **(params or {}))
     k = _check_median(median)
-    limit = DEFAULT_MAX_PIXELS if max_pixels is None else _int(max_pixels, "max_pixels", 1, 1 << 40)
-    room = None if max_bytes is None else _int(max_bytes, "max_bytes", 0, 1 << 62)
-    for name, fn in (("on_progress", on_progress), ("should_stop", should_stop)):
-        if fn is not None and not callable(fn):
-            raise BackgroundError(f"`{name}` must be a function or None; received {fn!r}.")
+    limit = (DEFAULT_MAX_PIXELS if max_pixels is None
+             else checks.integer(max_pixels, "max_pixels", 1, 1 << 40, error=BackgroundError, whole_floats=True))
+    room = (None if max_bytes is None
+            else checks.integer(max_bytes, "max_bytes", 0, 1 << 62, error=BackgroundError, whole_floats=True))
+    checks.callback(on_progress, "on_progress", error=BackgroundError)
+    checks.callback(should_stop, "should_stop", error=BackgroundError)
     src, dest = _check_dest(src_root, dest_root)
     dest.mkdir(parents=True, exist_ok=True)
 

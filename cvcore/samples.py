@@ -1,13 +1,16 @@
 """Sample images and image folders made offline: no download, reproducible from a seed.
 
-* :func:`seedling_photo`: a synthetic seedling photograph (green leaves on
-  brown soil with pebbles) and its true leaf mask, for background removal
-  and augmentation demos and tests.
+* :func:`seedling_photo`: a synthetic seedling photograph (leaves in the
+  plant seedlings chapter's dark, low-saturation greens on brown soil with
+  pebbles) and its true leaf mask, for background removal and augmentation
+  demos and tests.
 * :func:`write_seedlings_folder`: such photographs in class folders, one
   class per leaf shape, the layout of the plant seedlings data set.
 * :func:`write_dataset_folder`: a 28 x 28 data set (Fashion-MNIST, MNIST or
   scikit-learn's digits, see :mod:`cvcore.data`) written out as RGB PNG
   class folders, the offline demo of the Data and Transfer pages.
+* :func:`demo_folder`: those offline demos, written once per server into a
+  folder named with the demo's version (:data:`DEMO_VERSIONS`).
 """
 from __future__ import annotations
 
@@ -21,13 +24,17 @@ import numpy as np
 
 from .errors import CvcoreError
 
-__all__ = ["SEEDLING_CLASSES", "DEMO_FOLDERS", "seedling_photo", "write_seedlings_folder", "write_dataset_folder",
-           "demo_folder"]
+__all__ = ["LEAF_GREENS", "SEEDLING_CLASSES", "DEMO_FOLDERS", "DEMO_VERSIONS", "seedling_photo",
+           "write_seedlings_folder", "write_dataset_folder", "demo_folder_name", "demo_folder"]
+
+# The leaf greens of the plant seedlings chapter (its four background-removal targets): the
+# synthetic leaves are drawn in their range, dark, low-saturation greens like the photographs'.
+LEAF_GREENS = ((71, 86, 38), (65, 79, 19), (95, 106, 56), (56, 63, 43))
 
 # Leaf shapes of the synthetic seedlings: (leaf count range, length, width) as fractions of the image side.
 SEEDLING_CLASSES = {
     "round-leaf": ((2, 4), (0.16, 0.24), (0.10, 0.15)),
-    "grass": ((3, 6), (0.28, 0.40), (0.025, 0.045)),
+    "grass": ((3, 6), (0.28, 0.40), (0.032, 0.05)),
     "rosette": ((6, 10), (0.10, 0.16), (0.05, 0.08)),
 }
 
@@ -43,7 +50,9 @@ def _soil(rng: np.random.Generator, size: int) -> np.ndarray:
         noise = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), sigma)
         noise /= noise.std() + 1e-6
         img += amp * noise[:, :, None]
-    img += rng.normal(0, 7, (size, size, 3)).astype(np.float32)  # grain
+    # grain: mostly in brightness (as a camera's noise and the soil's crumbs), a little in colour
+    img += rng.normal(0, 6, (size, size, 1)).astype(np.float32)
+    img += rng.normal(0, 2.5, (size, size, 3)).astype(np.float32)
     for _ in range(int(rng.integers(size // 24, size // 10))):  # pebbles: grey, brighter than soil
         centre = (int(rng.integers(0, size)), int(rng.integers(0, size)))
         axes = (int(rng.integers(1, max(2, size // 50))), int(rng.integers(1, max(2, size // 60))))
@@ -55,10 +64,13 @@ def _soil(rng: np.random.Generator, size: int) -> np.ndarray:
 def seedling_photo(seed: int = 0, size: int = 256, kind: str = "round-leaf"):
     """A synthetic seedling photograph and its true leaf mask.
 
-    Leaves (ellipses in greens of varying shade, lit from one side) grow from
-    a stem point near the centre, over soil with blotches, grain and pebbles:
-    enough like the plant seedlings photographs to try colour-based
-    background removal, and with the exact answer known.
+    Leaves (ellipses, lit from one side) grow from a stem point near the
+    centre, over soil with blotches, grain and pebbles. Each leaf's colour is
+    a mix of the chapter's four target greens (:data:`LEAF_GREENS`: dark,
+    low-saturation leaf greens, as in the plant seedlings photographs), a
+    little lighter or darker: enough like the photographs to try the chapter's
+    colour-based background removal with its own defaults, and with the exact
+    answer known.
 
     Args:
         seed: the random seed; the same seed gives the same picture.
@@ -69,10 +81,16 @@ def seedling_photo(seed: int = 0, size: int = 256, kind: str = "round-leaf"):
         ``(image, mask)``: uint8 ``size x size x 3`` RGB, and bool
         ``size x size``, True on leaves.
 
+    Raises:
+        CvcoreError: for a bad size or an unknown kind.
+
     Example:
-        >>> img, mask = seedling_photo(seed=1, size=64)
+        >>> img, mask = seedling_photo(seed=1, size=128)
         >>> img.shape, img.dtype, mask.dtype
-        ((64, 64, 3), dtype('uint8'), dtype('bool'))
+        ((128, 128, 3), dtype('uint8'), dtype('bool'))
+        >>> leaves = img[mask].astype(int)  # dark greens: green over red, well below 255
+        >>> bool((leaves[:, 1] > leaves[:, 0]).mean() > 0.9), bool(leaves[:, 1].mean() < 130)
+        (True, True)
     """
     import cv2
 
@@ -96,15 +114,14 @@ def seedling_photo(seed: int = 0, size: int = 256, kind: str = "round-leaf"):
         leaf = np.zeros((size, size), np.uint8)
         cv2.ellipse(leaf, (int(centre[0]), int(centre[1])), (max(1, int(length / 2)), max(1, int(width / 2))),
                     float(np.degrees(angle)), 0, 360, 1, -1)
-        # a green of the seedlings' range (hue 80-140 degrees), shaded by the angle to the light
-        hue = rng.uniform(80, 140) / 2  # OpenCV's hue is degrees / 2
-        sat = rng.uniform(150, 230)
-        val = rng.uniform(120, 200) * (0.85 + 0.15 * np.cos(angle - light))
-        rgb = cv2.cvtColor(np.uint8([[[hue, sat, min(val, 255)]]]), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+        # a leaf green of the chapter's range: a mix of its four target greens, a little darker or
+        # lighter, shaded by the angle to the light (dark, low-saturation greens, as in the photographs)
+        mix = rng.dirichlet(np.full(len(LEAF_GREENS), 0.5)) @ np.array(LEAF_GREENS, np.float32)
+        rgb = (mix * rng.uniform(0.94, 1.06) * (0.96 + 0.05 * np.cos(angle - light))).astype(np.float32)
         leaves[leaf > 0] = rgb
         mask |= leaf
     cv2.circle(mask, (int(stem[0]), int(stem[1])), max(1, size // 80), 1, -1)
-    leaves[(mask > 0) & (leaves.sum(axis=2) == 0)] = (70, 140, 60)
+    leaves[(mask > 0) & (leaves.sum(axis=2) == 0)] = LEAF_GREENS[0]
     vein = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), 1.0)
     shaded = leaves * (1 + 0.06 * vein[:, :, None])
     on = mask.astype(bool)
@@ -143,7 +160,7 @@ def write_seedlings_folder(dest, *, per_class: int = 20, size: int = 128, seed: 
         >>> import tempfile
         >>> root = write_seedlings_folder(tempfile.mkdtemp() + "/s", per_class=2, size=48)
         >>> sorted(p.name for p in root.iterdir())
-        ['grass', 'round-leaf', 'rosette']
+        ['grass', 'rosette', 'round-leaf']
     """
     from PIL import Image
 
@@ -212,43 +229,82 @@ def write_dataset_folder(dest, name: str = "fashion_mnist", *, per_class: int = 
 DEMO_FOLDERS = {
     "fashion-mnist": ("Fashion-MNIST as PNG folders (10 classes x 60, 28 px)",
                       dict(kind="dataset", name="fashion_mnist", per_class=60, size=28)),
-    "seedlings": ("Synthetic seedlings (3 leaf shapes x 40, 128 px)",
-                  dict(kind="seedlings", per_class=40, size=128)),
+    "seedlings": ("Synthetic seedlings (3 leaf shapes x 40, 256 px)",
+                  dict(kind="seedlings", per_class=40, size=256)),
 }
+# Each demo's version, part of its folder's name: raise it whenever what the writer draws changes, so that an
+# install that wrote the old images writes the new ones. Seedlings v2: leaves in the chapter's greens
+# (LEAF_GREENS) instead of brighter ones, soil grain mostly in brightness, wider grass, 256 px (the
+# chapter's 9 x 9 median blur keeps the grass).
+DEMO_VERSIONS = {"fashion-mnist": 1, "seedlings": 2}
+
+
+def demo_folder_name(name: str) -> str:
+    """The folder name of a demo at its current version, e.g. ``"seedlings-v2"``.
+
+    Args:
+        name: a key of :data:`DEMO_FOLDERS`.
+
+    Returns:
+        ``"<name>-v<version>"`` (:data:`DEMO_VERSIONS`).
+
+    Raises:
+        CvcoreError: for an unknown demo.
+
+    Example:
+        >>> demo_folder_name("seedlings")
+        'seedlings-v2'
+    """
+    if name not in DEMO_FOLDERS:
+        raise CvcoreError(f"Unknown demo data set {name!r}; choose one of {', '.join(DEMO_FOLDERS)}.")
+    return f"{name}-v{DEMO_VERSIONS[name]}"
 
 
 def demo_folder(name: str, base) -> Path:
     """An offline demo data set as class folders under ``base``, written once and shared.
 
-    Written into a temporary folder and renamed into place, so that sessions
-    asking at the same moment never see a half-written folder.
+    The folder's name carries the demo's version (:func:`demo_folder_name`):
+    a folder of this version is reused; one written by an older version (or
+    before versions, ``base/<name>``) is not, and is removed once the new
+    one is in place. Written into a temporary folder and renamed into place,
+    so that sessions asking at the same moment never see a half-written folder.
 
     Args:
         name: a key of :data:`DEMO_FOLDERS`.
         base: the folder that holds the demos (the app's state folder).
 
     Returns:
-        The data set's root folder, ``base/<name>``.
+        The data set's root folder, ``base/<name>-v<version>``.
+
+    Raises:
+        CvcoreError: for an unknown demo, or when the images cannot be written.
+
+    Example:
+        >>> import tempfile
+        >>> base = Path(tempfile.mkdtemp())
+        >>> (base / "seedlings").mkdir(); (base / "seedlings-v2").mkdir()  # an old demo, and this version's
+        >>> demo_folder("seedlings", base).name, sorted(p.name for p in base.iterdir())
+        ('seedlings-v2', ['seedlings-v2'])
     """
-    if name not in DEMO_FOLDERS:
-        raise CvcoreError(f"Unknown demo data set {name!r}; choose one of {', '.join(DEMO_FOLDERS)}.")
-    base = Path(base)
-    final = base / name
-    if final.is_dir():
-        return final
-    base.mkdir(parents=True, exist_ok=True)
-    args = dict(DEMO_FOLDERS[name][1])
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
-    try:
-        if args.pop("kind") == "seedlings":
-            write_seedlings_folder(tmp, **args)
-        else:
-            write_dataset_folder(tmp, **args)
+    final = Path(base) / demo_folder_name(name)
+    base = final.parent
+    if not final.is_dir():
+        base.mkdir(parents=True, exist_ok=True)
+        args = dict(DEMO_FOLDERS[name][1])
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=base))
         try:
-            os.rename(tmp, final)
-        except OSError:  # another session finished first: use theirs
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            if args.pop("kind") == "seedlings":
+                write_seedlings_folder(tmp, **args)
+            else:
+                write_dataset_folder(tmp, **args)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another session finished first: use theirs
+                if not final.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in [name] + [f"{name}-v{v}" for v in range(1, DEMO_VERSIONS[name])]:  # older versions' images
+        if (base / old).is_dir() and not (base / old).is_symlink():
+            shutil.rmtree(base / old, ignore_errors=True)
     return final

@@ -16,11 +16,17 @@ KINDS = list(SEEDLING_CLASSES)
 SEEDS = range(6)
 
 
-def redmean(c1, c2):
-    """The seed's formula, written out in plain Python floats."""
-    rmean = (c1[0] + c2[0]) / 2
-    dr, dg, db = (c1[i] - c2[i] for i in range(3))
-    return math.sqrt((2 + rmean / 256) * dr * dr + 4 * dg * dg + (2 + (255 - rmean) / 256) * db * db)
+# The chapter's four greens and thresholds, as it types them.
+CHAPTER_TARGETS = (((71, 86, 38), 1600), ((65, 79, 19), 1600), ((95, 106, 56), 1600), ((56, 63, 43), 500))
+
+
+def chapter_distance(e1, e2):
+    """The chapter's C function, transcribed line by line in plain Python integers."""
+    rmean = (int(e1[0]) + int(e2[0])) // 2  # C: (long)e1.r + (long)e2.r) / 2, non-negative
+    r = int(e1[0]) - int(e2[0])
+    g = int(e1[1]) - int(e2[1])
+    b = int(e1[2]) - int(e2[2])
+    return (((512 + rmean) * r * r) >> 8) + 4 * g * g + (((767 - rmean) * b * b) >> 8)
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +34,71 @@ def photos():
     return {(kind, seed): seedling_photo(seed=seed, size=256, kind=kind) for kind in KINDS for seed in SEEDS}
 
 
+def chapter_green_photo(seed, size=160):
+    """Leaves of the chapter's own greens on brown soil, and where they are: made here, independently of
+    cvcore.samples. Soil: a brown of random shade, blotches at two scales and grain. Leaves: ellipses, each in
+    one of the four greens (a few levels off, a little lighter or darker), shaded across the leaf, with noise."""
+    import cv2
+
+    rng = np.random.default_rng(1000 + seed)
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = np.array([122, 86, 58], np.float32) * rng.uniform(0.8, 1.2)
+    for sigma, amp in ((size / 10, 22.0), (size / 50, 10.0)):
+        blotch = cv2.GaussianBlur(rng.standard_normal((size, size)).astype(np.float32), (0, 0), sigma)
+        img += amp * (blotch / (blotch.std() + 1e-6))[:, :, None]
+    img += rng.normal(0, 4, img.shape).astype(np.float32)  # grain, independent in each channel
+    truth = np.zeros((size, size), np.uint8)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    for i in range(int(rng.integers(4, 8))):
+        leaf = np.zeros((size, size), np.uint8)
+        centre = (int(rng.integers(size // 5, 4 * size // 5)), int(rng.integers(size // 5, 4 * size // 5)))
+        axes = (int(rng.integers(size // 12, size // 6)), int(rng.integers(size // 30, size // 12)))
+        cv2.ellipse(leaf, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        colour = (np.array(CHAPTER_TARGETS[i % 4][0], np.float32) + rng.normal(0, 3, 3)) * rng.uniform(0.93, 1.07)
+        light = rng.uniform(0, 2 * np.pi)
+        shade = 1 + 0.1 * ((xx - centre[0]) * np.cos(light) + (yy - centre[1]) * np.sin(light)) / max(axes)
+        on = leaf > 0
+        img[on] = colour * shade[on][:, None]
+        truth |= leaf
+    on = truth > 0
+    img[on] += rng.normal(0, 3, (int(on.sum()), 3)).astype(np.float32)
+    img = cv2.GaussianBlur(img, (0, 0), 0.5)  # soft edges
+    return np.clip(img, 0, 255).round().astype(np.uint8), on
+
+
 # ----------------------------------------------------------------------------- color_distance
 
 
 def test_color_distance_hand_computed_values():
     img = np.array([[[10, 20, 30], [0, 0, 0], [255, 255, 255]],
-                    [[200, 100, 50], [70, 120, 40], [0, 255, 0]]], np.uint8)
+                    [[200, 100, 50], [71, 86, 38], [0, 255, 0]]], np.uint8)
     d = bg.color_distance(img, (10, 20, 30))
-    assert d.dtype == np.float32 and d.shape == (2, 3)
-    # (10, 20, 30) to black: r̄ = 5 -> (2 + 5/256)·100 + 4·400 + (2 + 250/256)·900 = 4480.86...
-    assert d[0, 1] == pytest.approx(math.sqrt(201.953125 + 1600 + 2678.90625), rel=1e-6)
-    assert d[0, 1] == pytest.approx(66.9393, abs=1e-3)
+    assert d.dtype == np.int64 and d.shape == (2, 3)
+    # black to (10, 20, 30): rmean = 10 // 2 = 5; (517·100) >> 8 = 201, 4·400 = 1600, (762·900) >> 8 = 2678
+    assert d[0, 1] == 201 + 1600 + 2678 == 4479
+    assert d[0, 0] == 0
     for (i, j) in np.ndindex(2, 3):
-        assert d[i, j] == pytest.approx(redmean(img[i, j].astype(float), (10, 20, 30)), rel=1e-5)
-    # black to white: r̄ = 127.5, ((2 + 127.5/256) + 4 + (2 + 127.5/256))·255² = (8 + 255/256)·255², about 765
+        assert d[i, j] == chapter_distance(img[i, j], (10, 20, 30))
+    # black to white: rmean = 127; (639·65025) >> 8 = 162308, 4·65025 = 260100, (640·65025) >> 8 = 162562
     top = bg.color_distance(np.zeros((1, 1, 3), np.uint8), (255, 255, 255))[0, 0]
-    assert top == pytest.approx(255 * math.sqrt(8 + 255 / 256), rel=1e-6) and 764 < top < 765
+    assert top == 162308 + 260100 + 162562 == 584970 and top < bg.MAX_RGB_THRESHOLD
+    # 1600 is 40 on the square-rooted scale: a step of 20 in green alone is exactly 4·400
+    assert bg.color_distance(np.array([[[71, 106, 38]]], np.uint8), (71, 86, 38))[0, 0] == 1600
+
+
+def test_color_distance_is_the_chapters_formula_on_random_pixels():
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    img[0, :4] = [(0, 0, 0), (255, 255, 255), (255, 0, 255), (0, 255, 0)]  # differences that wrap in uint8
+    for target in [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(12)] + [(0, 0, 0), (255, 255, 255)]:
+        d = bg.color_distance(img, target)
+        assert d.dtype == np.int64 and d.shape == img.shape[:2]
+        expected = [[chapter_distance(img[i, j], target) for j in range(img.shape[1])] for i in range(img.shape[0])]
+        assert d.tolist() == expected, target
+    wrap = bg.color_distance(np.array([[[0, 0, 0]]], np.uint8), (255, 255, 255))[0, 0]
+    assert wrap == chapter_distance((0, 0, 0), (255, 255, 255)) == 584970  # not the uint8 difference 1
+    float_target = bg.color_distance(img, (70.0, 86.0, 38.0))  # whole floats are accepted; 70.5 is not (below)
+    assert (float_target == bg.color_distance(img, (70, 86, 38))).all()
 
 
 def test_color_distance_is_zero_for_the_same_colour_and_weighs_green_most():
@@ -64,6 +119,8 @@ def test_color_distance_is_zero_for_the_same_colour_and_weighs_green_most():
     (np.zeros((4, 4, 3), np.uint8), (0, 0), r"received \(0, 0\)"),
     (np.zeros((4, 4, 3), np.uint8), (0, 300, 0), r"rgb\[1\].*received 300"),
     (np.zeros((4, 4, 3), np.uint8), (0, float("nan"), 0), r"rgb\[1\].*nan"),
+    (np.zeros((4, 4, 3), np.uint8), (70.5, 86, 38), r"`rgb\[0\]` must be an integer from 0 to 255; received 70\.5"),
+    (np.zeros((4, 4, 3), np.uint8), (70, True, 38), r"`rgb\[1\]`.*received True"),
     (np.zeros((4, 4, 3), np.uint8), "green", r"rgb.*'green'"),
 ])
 def test_color_distance_refuses_bad_input_naming_it(img, rgb, match):
@@ -89,12 +146,46 @@ def test_each_method_gives_a_bool_mask(method, photos):
     assert 0 < mask.sum() < mask.size
 
 
+def test_the_defaults_are_the_chapters():
+    assert bg.DEFAULT_TARGETS == tuple((c, float(t)) for c, t in CHAPTER_TARGETS)
+    assert bg.default_params("rgb")["targets"] == bg.DEFAULT_TARGETS
+    assert all(isinstance(v, int) for c, _ in bg.default_params("rgb")["targets"] for v in c)
+    assert bg.CHAPTER_MEDIAN == 9
+    chapter = bg.TARGET_PRESETS["rgb"][bg.CHAPTER_PRESET]
+    assert chapter == {"targets": bg.DEFAULT_TARGETS, "median": 9}
+    assert next(iter(bg.TARGET_PRESETS["rgb"])) == bg.CHAPTER_PRESET  # the first preset, the page's default
+    assert [c for c, _ in bg.DEFAULT_LUV_TARGETS] == [c for c, _ in CHAPTER_TARGETS]
+    # today's brighter greens stay beside them, thresholds squared into the chapter's units
+    assert bg.TARGET_PRESETS["rgb"][bg.BRIGHT_PRESET]["targets"] == bg.BRIGHT_TARGETS
+    assert [t for _, t in bg.BRIGHT_TARGETS] == [70.0 ** 2, 110.0 ** 2, 95.0 ** 2, 80.0 ** 2]
+
+
+@pytest.mark.parametrize("method", ["rgb", "cieluv", "hsv"])
+def test_defaults_find_leaves_of_the_chapters_greens_on_brown_soil(method):
+    scores = []
+    for seed in range(10):
+        img, truth = chapter_green_photo(seed)
+        assert 0.03 < truth.mean() < 0.4
+        scores.append(bg.iou(bg.plant_mask(img, method=method), truth))  # no other arguments
+    assert min(scores) >= 0.85, np.round(scores, 3)
+
+
+def test_the_chapters_thresholds_keep_its_greens_and_drop_the_soil():
+    greens = np.array([[c for c, _ in CHAPTER_TARGETS]], np.uint8)
+    assert bg.plant_mask(greens, "rgb").all()
+    soil = np.array([[[118, 88, 62], [90, 66, 45], [140, 110, 80], [60, 45, 30]]], np.uint8)
+    assert not bg.plant_mask(soil, "rgb").any()
+    assert not bg.plant_mask(soil, "cieluv").any() and not bg.plant_mask(soil, "hsv").any()
+
+
 @pytest.mark.parametrize("method", ["rgb", "cieluv", "hsv"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_colour_methods_find_the_leaves(method, kind, photos):
-    scores = [bg.iou(bg.plant_mask(photos[(kind, s)][0], method, median=5), photos[(kind, s)][1]) for s in SEEDS]
-    assert min(scores) >= 0.8, scores
-    assert np.mean(scores) >= 0.9, scores
+def test_colour_methods_find_the_leaves_of_the_synthetic_seedlings(method, kind, photos):
+    for median in (0, bg.CHAPTER_MEDIAN):  # the raw mask, and the chapter's blur
+        scores = [bg.iou(bg.plant_mask(photos[(kind, s)][0], method, median=median), photos[(kind, s)][1])
+                  for s in SEEDS]
+        assert min(scores) >= 0.85, (median, scores)
+        assert np.mean(scores) >= 0.9, (median, scores)
 
 
 def plant_rect(truth, pad=12):
@@ -124,11 +215,12 @@ def test_hsv_uses_degrees_and_percent_and_wraps_through_red():
 
 
 def test_rgb_targets_and_thresholds_are_strict():
-    img = np.array([[[70, 120, 40], [80, 120, 40]]], np.uint8)
-    d = float(bg.color_distance(img, (70, 120, 40))[0, 1])
-    assert bg.plant_mask(img, "rgb", targets=[((70, 120, 40), d)]).tolist() == [[True, False]]  # distance < threshold
-    assert bg.plant_mask(img, "rgb", targets=[((70, 120, 40), d + 0.01)]).tolist() == [[True, True]]
-    two = [((0, 0, 0), 1), ((80, 120, 40), 1)]  # any target: masks ORed
+    img = np.array([[[71, 86, 38], [71, 106, 38]]], np.uint8)
+    d = int(bg.color_distance(img, (71, 86, 38))[0, 1])
+    assert d == 1600
+    assert bg.plant_mask(img, "rgb", targets=[((71, 86, 38), 1600)]).tolist() == [[True, False]]  # distance < threshold
+    assert bg.plant_mask(img, "rgb", targets=[((71, 86, 38), 1601)]).tolist() == [[True, True]]
+    two = [((0, 0, 0), 1), ((71, 106, 38), 1)]  # any target: masks ORed
     assert bg.plant_mask(img, "rgb", targets=two).tolist() == [[False, True]]
 
 
@@ -172,8 +264,9 @@ def test_bad_median_is_refused_naming_the_value(median):
     ("lab", {}, r"`method`.*'lab'"),
     ("rgb", {"targets": []}, r"`targets` is empty"),
     ("rgb", {"targets": [((0, 0, 0), 0)]}, r"threshold.*received 0"),
-    ("rgb", {"targets": [((0, 0, 0), 900)]}, r"threshold.*received 900"),
+    ("rgb", {"targets": [((0, 0, 0), 700_000)]}, r"threshold.*at most 600000; received 700000"),
     ("rgb", {"targets": [((0, 0, 256), 50)]}, r"colour\[2\].*received 256"),
+    ("rgb", {"targets": [((70.5, 86, 38), 1600)]}, r"`targets\[0\] colour\[0\]`.*integer.*received 70\.5"),
     ("rgb", {"targets": [(0, 0, 0)]}, r"targets\[0\].*pair.*received \(0, 0, 0\)"),
     ("rgb", {"hue": (0, 10)}, r"unknown parameter\(s\) hue"),
     ("cieluv", {"lightness_weight": 2}, r"`lightness_weight`.*received 2"),
@@ -202,6 +295,12 @@ def test_grabcut_rectangles_in_pixels_are_checked_against_the_image():
 def test_targets_from_a_table():
     rows = [{"R": "70", "G": 120, "B": 40.0, "threshold": "70"}, {"R": None, "G": None, "B": "", "threshold": None}]
     assert bg.targets_from_rows(rows) == (((70.0, 120.0, 40.0), 70.0),)  # empty rows are skipped
+    whole = bg.targets_from_rows([{"R": "71", "G": 86.0, "B": 38, "threshold": "1600"}], integers=True)
+    assert whole == (((71, 86, 38), 1600.0),) and all(type(v) is int for v in whole[0][0])
+    with pytest.raises(bg.BackgroundError, match=r"row 1, column B is 38\.5; type a whole number"):
+        bg.targets_from_rows([{"R": 71, "G": 86, "B": 38.5, "threshold": 1600}], integers=True)
+    with pytest.raises(bg.BackgroundError, match=r"row 1, column threshold is 600001"):
+        bg.targets_from_rows([{"R": 71, "G": 86, "B": 38, "threshold": 600_001}])
     with pytest.raises(bg.BackgroundError, match=r"row 2, column G is 'abc'"):
         bg.targets_from_rows([rows[0], {"R": 1, "G": "abc", "B": 2, "threshold": 3}])
     with pytest.raises(bg.BackgroundError, match=r"row 1, column B has no number"):
@@ -216,6 +315,8 @@ def test_defaults_are_described():
     text = bg.describe_defaults()
     assert set(text) == set(bg.METHODS)
     assert "redmean" in text["rgb"] and "degrees" in text["hsv"] and "ΔE*uv" in text["cieluv"]
+    assert "585,000" in text["rgb"] and "1600" in text["rgb"] and "√" not in text["rgb"]  # the chapter's units
+    assert "(56, 63, 43) below 500" in text["rgb"]
     for method in bg.METHODS:
         assert set(bg.default_params(method)) >= {"median"}
     assert bg.default_params("rgb")["targets"] == tuple(((tuple(map(float, c)), t) for c, t in bg.DEFAULT_TARGETS))
@@ -350,3 +451,45 @@ def test_folder_stops_before_passing_its_byte_limit(folder, tmp_path):
     assert summary.full and summary.stopped and len(summary.written) in (1, 2)
     assert summary.bytes_written <= 2 * one + 1 and "space allowed was full" in summary.describe()
     assert sum(p.stat().st_size for p in (tmp_path / "out").rglob("*.png")) == summary.bytes_written
+
+
+# ----------------------------------------------------------------------------- the offline demo
+
+
+def test_synthetic_leaves_are_drawn_in_the_chapters_greens(photos):
+    import cv2
+
+    from cvcore.samples import LEAF_GREENS
+
+    assert LEAF_GREENS == tuple(c for c, _ in CHAPTER_TARGETS)
+    for (kind, seed), (img, truth) in photos.items():
+        inner = cv2.erode(truth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # away from the edges
+        leaves = img[inner].astype(int)
+        assert leaves[:, 1].mean() < 120 and (leaves[:, 1] > leaves[:, 0]).mean() > 0.97, (kind, seed)
+        kept = bg.plant_mask(img, "rgb")[inner].mean()  # within the chapter's thresholds of its greens
+        assert kept > 0.97, (kind, seed, kept)
+
+
+def test_demo_folders_are_versioned_and_an_old_version_is_not_reused(tmp_path, monkeypatch):
+    from cvcore import samples
+
+    monkeypatch.setitem(samples.DEMO_FOLDERS, "seedlings",
+                        (samples.DEMO_FOLDERS["seedlings"][0], dict(kind="seedlings", per_class=2, size=64)))
+    old = tmp_path / "seedlings"  # written before demo folders had versions: bright greens
+    (old / "grass").mkdir(parents=True)
+    Image.fromarray(np.full((64, 64, 3), (80, 170, 55), np.uint8)).save(old / "grass" / "0000.png")
+    (tmp_path / "seedlings-v1").mkdir()
+    assert samples.demo_folder_name("seedlings") == f"seedlings-v{samples.DEMO_VERSIONS['seedlings']}"
+    assert samples.DEMO_VERSIONS["seedlings"] >= 2
+    root = samples.demo_folder("seedlings", tmp_path)
+    assert root == tmp_path / samples.demo_folder_name("seedlings") != old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [root.name]  # the old versions are gone, no leftovers
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png")) == [
+        f"{kind}/{i:04d}.png" for kind in sorted(KINDS) for i in range(2)]
+    stamp = (root / "grass" / "0000.png").stat().st_mtime_ns
+    again = samples.demo_folder("seedlings", tmp_path)  # this version is reused as it is
+    assert again == root and (root / "grass" / "0000.png").stat().st_mtime_ns == stamp
+    img = np.asarray(Image.open(root / "grass" / "0000.png"))
+    assert img[:, :, 1].max() < 170  # the new, darker greens
+    with pytest.raises(CvcoreError, match="Unknown demo data set 'cactus'"):
+        samples.demo_folder_name("cactus")
