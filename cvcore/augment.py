@@ -86,7 +86,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import device
+from . import checks, device
 from .errors import AugmentError
 
 __all__ = [
@@ -207,18 +207,12 @@ def _unknown(keys, allowed, where: str):
             _fail(f"Unknown key `{key}` in {where}; expected one of: {', '.join(allowed)}.{hint}")
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
 def _number(value, name: str, low: float, high: float, what: str) -> float:
-    if not _is_number(value) or not math.isfinite(float(value)) or not low <= float(value) <= high:
-        _fail(f"`{name}` ({what}) must be a number from {_fmt(low)} to {_fmt(high)}; received {value!r}.")
-    return float(value)
+    return checks.number(value, name, low, high, what=what, error=AugmentError)
 
 
 def _range(value, name: str, low: float, high: float, what: str) -> list:
-    ok = (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2 and all(checks.is_number(v) for v in value)
           and all(math.isfinite(float(v)) and low <= float(v) <= high for v in value)
           and float(value[0]) <= float(value[1]))
     if not ok:
@@ -228,9 +222,7 @@ def _range(value, name: str, low: float, high: float, what: str) -> list:
 
 
 def _flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        _fail(f"`{name}` must be true or false; received {value!r}.")
-    return bool(value)
+    return checks.flag(value, name, error=AugmentError)
 
 
 def _prob(value, name: str, what: str, allow_bool: bool) -> float:
@@ -256,15 +248,11 @@ def _validate_keras(recipe: dict) -> dict:
                                   "z for a zoom in [1 - z, 1 + z], or [low, high]")
     r["horizontal_flip"] = _flag(r["horizontal_flip"], "horizontal_flip")
     r["vertical_flip"] = _flag(r["vertical_flip"], "vertical_flip")
-    if r["fill_mode"] not in FILL_MODES:
-        _fail(f"`fill_mode` must be one of {', '.join(FILL_MODES)}; received {r['fill_mode']!r}.")
+    r["fill_mode"] = checks.choice(r["fill_mode"], "fill_mode", FILL_MODES, error=AugmentError)
     r["cval"] = _number(r["cval"], "cval", -1e6, 1e6, "the value outside the image with fill_mode 'constant'")
     if r["rescale"] is not None:
-        value = r["rescale"]
-        if not _is_number(value) or not math.isfinite(float(value)) or not 0 < float(value) <= 1e6:
-            _fail(f"`rescale` must be a positive number (1/255 for pixels in [0, 1]) or null for none; "
-                  f"received {value!r}.")
-        r["rescale"] = float(value)
+        r["rescale"] = checks.number(r["rescale"], "rescale", 0, 1e6, low_open=True, error=AugmentError,
+                                     what="1/255 for pixels in [0, 1], or null for none")
     return r
 
 
@@ -332,20 +320,11 @@ def validate_recipe(recipe) -> dict:
 
 
 def _check_images(images) -> np.ndarray:
-    arr = np.asarray(images)
-    if arr.ndim != 4 or min(arr.shape) < 1:
-        hint = " (one image: pass images[None])" if arr.ndim == 3 else ""
-        _fail(f"`images` must be a batch N x H x W x C{hint}; received shape {arr.shape}.")
-    if arr.dtype not in (np.uint8, np.float32):
-        _fail(f"`images` must be uint8 (0-255) or float32; received dtype {arr.dtype} "
-              "(convert with images.astype('float32')).")
-    return arr
+    return checks.image_batch(images, "images", error=AugmentError)
 
 
 def _check_seed(seed) -> int:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)) or not 0 <= seed < _SEED_LIMIT:
-        _fail(f"`seed` must be an integer from 0 to {_SEED_LIMIT - 1}; received {seed!r}.")
-    return int(seed)
+    return checks.integer(seed, "seed", 0, _SEED_LIMIT - 1, error=AugmentError)
 
 
 # ----------------------------------------------------------------------------- code as data

@@ -122,7 +122,7 @@ def integer(value, name: str, low: int | None = None, high: int | None = None, *
 
 
 def number(value, name: str, low: float | None = None, high: float | None = None, *,
-           low_open: bool = False, high_open: bool = False,
+           low_open: bool = False, high_open: bool = False, what: str = "",
            error: type[CvcoreError] = CvcoreError) -> float:
     """A finite number within bounds (closed unless ``low_open`` / ``high_open``).
 
@@ -131,6 +131,8 @@ def number(value, name: str, low: float | None = None, high: float | None = None
         name: the argument's name, for the message.
         low, high: the bounds, or None for none.
         low_open, high_open: exclude the bound itself.
+        what: what the value means, for people (``"degrees, either way"``); the message shows it
+            in brackets after the name.
         error: the error class to raise.
 
     Returns:
@@ -154,7 +156,8 @@ def number(value, name: str, low: float | None = None, high: float | None = None
               and (high is None or (v < high if high_open else v <= high)))
     if not ok:
         bounds = _interval(low, high, low_open, high_open)
-        raise error(f"`{name}` must be a number{' ' + bounds if bounds else ''}; received {value!r}.")
+        meaning = f" ({what})" if what else ""
+        raise error(f"`{name}`{meaning} must be a number{' ' + bounds if bounds else ''}; received {value!r}.")
     return v
 
 

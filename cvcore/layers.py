@@ -20,7 +20,7 @@ Example:
 """
 from __future__ import annotations
 
-import numpy as np
+import numpy as np  # noqa: F401  (the examples use it)
 
 from . import device
 from .errors import CvcoreError

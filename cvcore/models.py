@@ -30,16 +30,16 @@ argument) is reported before any training, as a
 their published parameter counts, which the tests check against Keras.
 
 TensorFlow and Keras are imported only by the functions that need them
-(:func:`build_model`, :func:`summarize`, :func:`model_to_spec`).
+(:func:`build_model`, :func:`summarize`).
 """
 from __future__ import annotations
 
 import copy
 import math
-import numbers
 import re
 
-from . import device
+from . import checks, device
+from .checks import is_integer as _is_int, is_number as _is_number
 from .errors import SpecError
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "dense_head_cost",
     "build_model",
     "summarize",
-    "model_to_spec",
 ]
 
 #: Layer classes a spec may use, in the order a page would offer them.
@@ -90,7 +89,7 @@ DEFAULT_MAX_PARAMS = 50_000_000
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 # Every accepted argument of every type, with its default (what Keras uses
-# when the argument is left out; model_to_spec leaves defaults out).
+# when the argument is left out).
 _REG_DEFAULTS = {key: None for key in REGULARIZER_ARGS}
 LAYER_ARGS = {
     "Conv2D": {
@@ -118,8 +117,6 @@ LAYER_ARGS = {
     "GlobalAveragePooling2D": {"name": None},
     "Dense": {"units": None, "activation": None, "use_bias": True, **_REG_DEFAULTS, "name": None},
 }
-# Written by model_to_spec even at their default, so presets round-trip exactly.
-_ALWAYS_WRITTEN = ("filters", "kernel_size", "units", "rate", "activation", "pool_size")
 _REQUIRED = {
     "Conv2D": ("filters", "kernel_size"),
     "Activation": ("activation",),
@@ -136,22 +133,6 @@ class _Bad(Exception):
     """A bad value; the caller adds which layer it belongs to."""
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive_int(value, arg, *, limit=None):
-    if not _is_int(value) or value < 1:
-        raise _Bad(f"`{arg}` must be a positive integer; received {value!r}.")
-    if limit is not None and value > limit:
-        raise _Bad(f"`{arg}` must be at most {limit}; received {value!r}.")
-    return int(value)
-
-
 def _int_pair(value, arg, *, limit=None):
     if _is_int(value):
         pair = (value, value)
@@ -166,29 +147,6 @@ def _int_pair(value, arg, *, limit=None):
     return (int(pair[0]), int(pair[1]))
 
 
-def _choice(value, arg, choices):
-    if value not in choices or not isinstance(value, str):
-        raise _Bad(f"`{arg}` must be one of {', '.join(map(repr, choices))}; received {value!r}.")
-    return value
-
-
-def _bool(value, arg):
-    if not isinstance(value, bool):
-        raise _Bad(f"`{arg}` must be true or false; received {value!r}.")
-    return value
-
-
-def _fraction(value, arg, *, low_open=False, high_open=True):
-    if not _is_number(value) or not math.isfinite(value):
-        raise _Bad(f"`{arg}` must be a number; received {value!r}.")
-    low_ok = value > 0 if low_open else value >= 0
-    high_ok = value < 1 if high_open else value <= 1
-    if not (low_ok and high_ok):
-        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
-        raise _Bad(f"`{arg}` must lie in {interval}; received {value!r}.")
-    return float(value)
-
-
 def _regularizer(value, arg):
     if value is None:
         return None
@@ -198,7 +156,7 @@ def _regularizer(value, arg):
             f"{{\"l1\": 0.01, \"l2\": 0.01}}; received {value!r}."
         )
     for key, factor in value.items():
-        if not _is_number(factor) or not math.isfinite(factor) or factor < 0:
+        if not _is_number(factor) or factor < 0:
             raise _Bad(f"`{arg}`'s {key!r} factor must be a number >= 0; received {factor!r}.")
     return {key: float(value[key]) for key in ("l1", "l2") if key in value}
 
@@ -213,7 +171,7 @@ def _check_arg(ltype, arg, value):
             )
         return value
     if arg in ("filters", "units"):
-        return _positive_int(value, arg, limit=65536)
+        return checks.integer(value, arg, 1, 65536, error=_Bad)
     if arg == "kernel_size":
         return _int_pair(value, arg, limit=64)
     if arg == "pool_size":
@@ -223,27 +181,23 @@ def _check_arg(ltype, arg, value):
             return None
         return _int_pair(value, arg, limit=64)
     if arg == "padding":
-        return _choice(value, arg, PADDINGS)
+        return checks.choice(value, arg, PADDINGS, error=_Bad)
     if arg == "activation":
         if ltype == "Activation":
-            return _choice(value, arg, ACTIVATIONS)
+            return checks.choice(value, arg, ACTIVATIONS, error=_Bad)
         if value is None:
             return None
-        return _choice(value, arg, LAYER_ACTIVATIONS)
+        return checks.choice(value, arg, LAYER_ACTIVATIONS, error=_Bad)
     if arg in ("use_bias", "center", "scale"):
-        return _bool(value, arg)
+        return checks.flag(value, arg, error=_Bad)
     if arg == "rate":
-        return _fraction(value, arg)
+        return checks.number(value, arg, 0, 1, high_open=True, error=_Bad)
     if arg == "momentum":
-        return _fraction(value, arg, high_open=False)
+        return checks.number(value, arg, 0, 1, error=_Bad)
     if arg == "epsilon":
-        if not _is_number(value) or not math.isfinite(value) or value <= 0:
-            raise _Bad(f"`epsilon` must be a positive number; received {value!r}.")
-        return float(value)
+        return checks.number(value, arg, 0, low_open=True, error=_Bad)
     if arg == "seed":
-        if value is not None and (not _is_int(value) or value < 0):
-            raise _Bad(f"`seed` must be a non-negative integer or null; received {value!r}.")
-        return value
+        return None if value is None else checks.integer(value, arg, 0, error=_Bad)
     if arg in REGULARIZER_ARGS:
         return _regularizer(value, arg)
     raise AssertionError(arg)  # every whitelisted argument is handled above
@@ -488,8 +442,7 @@ def dense_head_cost(spec, units=512) -> dict:
         >>> dense_head_cost(PRESETS[NO_POOL_PRESET], 512)["dense_params"]
         15860224
     """
-    if not _is_int(units) or units < 1:
-        raise SpecError(f"`units` must be a positive integer; received {units!r}.")
+    checks.integer(units, "units", 1, error=SpecError)
     shape = validate_spec(spec, max_params=None)[-1][1:]
     flat = math.prod(shape)
     return {"feature_map": tuple(shape), "flattened": flat, "dense_params": flat * units + units}
@@ -659,115 +612,6 @@ def summarize(model) -> list:
             }
         )
     return rows
-
-
-def _pair_out(value):
-    value = tuple(int(v) for v in value)
-    return value[0] if value[0] == value[1] else list(value)
-
-
-def _regularizer_spec(reg, where, arg):
-    if reg is None:
-        return None
-    config = reg.get_config() if hasattr(reg, "get_config") else None
-    if not isinstance(config, dict) or not set(config) <= {"l1", "l2"} or not config:
-        raise SpecError(f"{where}: its {arg} ({type(reg).__name__}) cannot be written in a spec; only L1/L2 can.")
-    # Keras may keep a factor as float32 (0.001 -> 0.0010000000474974513);
-    # the shortest float32 repr gives back what the spec said.
-    import numpy as np
-
-    return {key: float(str(np.float32(config[key]))) for key in ("l1", "l2") if key in config}
-
-
-def model_to_spec(model) -> dict:
-    """The spec of a plain stack of whitelisted layers.
-
-    Layer names, initializers and weights are not part of a spec: building
-    the result gives the same architecture and parameter count, with fresh
-    weights and Keras' automatic names. Regularizers round-trip.
-
-    Args:
-        model: a Keras model that is a linear stack (``Sequential``, or a
-            functional model whose layers form a chain) of the layer types
-            in :data:`LAYER_TYPES`, with channels-last data.
-
-    Returns:
-        A JSON-able spec for :func:`build_model`; arguments equal to Keras'
-        defaults are left out.
-
-    Raises:
-        SpecError: for a layer type or setting a spec cannot express, naming
-            the layer.
-
-    Example:
-        >>> spec = PRESETS["Basic CNN (6 and 12 filters)"]
-        >>> model_to_spec(build_model(spec)) == spec  # doctest: +SKIP
-        True
-    """
-    if not hasattr(model, "layers") or not hasattr(model, "input_shape"):
-        raise SpecError(f"`model` must be a Keras model; received {type(model).__name__}.")
-    try:
-        input_shape = model.input_shape
-    except (AttributeError, ValueError):
-        raise SpecError("`model` has no defined input; build it with keras.Input first.") from None
-    if isinstance(input_shape, list) or input_shape is None or any(v is None for v in input_shape[1:]):
-        raise SpecError(f"`model` must have one input of a fixed shape; it has {input_shape!r}.")
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    out_layers = []
-    for index, layer in enumerate(layers, start=1):
-        ltype = type(layer).__name__
-        where = _where(index, ltype)
-        if ltype not in LAYER_TYPES:
-            raise SpecError(f"{where} is not a type a spec can hold; choose among {', '.join(LAYER_TYPES)}.")
-        config = layer.get_config()
-        if config.get("data_format", "channels_last") != "channels_last":
-            raise SpecError(f"{where} uses data_format {config['data_format']!r}; specs are channels-last.")
-        for arg, default in (("dilation_rate", (1, 1)), ("groups", 1)):
-            if arg in config and config[arg] not in (default, list(default) if isinstance(default, tuple) else default):
-                raise SpecError(f"{where} has {arg}={config[arg]!r}, which a spec cannot express.")
-        if ltype == "BatchNormalization":
-            axis = config.get("axis")
-            axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-            if axis not in (-1, len(layer.input.shape) - 1):
-                raise SpecError(f"{where} normalizes axis {axis!r}; specs use the channel axis (-1).")
-        entry = {"type": ltype}
-        for arg, default in LAYER_ARGS[ltype].items():
-            if arg == "name":
-                continue
-            if arg in REGULARIZER_ARGS:
-                value = _regularizer_spec(getattr(layer, arg, None), where, arg)
-            elif arg == "activation":
-                value = config.get("activation")
-                if isinstance(value, dict):
-                    value = value.get("config", {}).get("name", value.get("class_name"))
-                if ltype != "Activation" and value == "linear":
-                    value = None
-                if value is not None and value not in LAYER_ACTIVATIONS:
-                    raise SpecError(
-                        f"{where} uses activation {value!r}; a spec allows {', '.join(ACTIVATIONS)}."
-                    )
-            else:
-                value = config.get(arg, default)
-                if arg in ("kernel_size", "strides", "pool_size") and value is not None:
-                    value = _pair_out(_as_pair(value))
-                if arg == "strides" and ltype != "Conv2D" and value == _pair_out(_as_pair(config["pool_size"])):
-                    value = None  # strides equal to pool_size are Keras' default
-                if isinstance(value, float) and isinstance(default, float):
-                    value = float(value)
-            if value is None:
-                continue
-            if arg in _ALWAYS_WRITTEN or value != default:
-                entry[arg] = value
-        out_layers.append(entry)
-    spec = {"input_shape": [int(v) for v in input_shape[1:]], "layers": out_layers}
-    validate_spec(spec, max_params=None)  # what we produce must build
-    return spec
-
-
-def _as_pair(value):
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return (value, value)
 
 
 # --------------------------------------------------------------------------

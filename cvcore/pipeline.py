@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import device
+from . import checks, device
 from .errors import CvcoreError, InvalidImageError
 from .imagefile import DEFAULT_MAX_PIXELS, load_image
 
@@ -34,9 +34,7 @@ MIN_SIDE, MAX_SIDE = 16, 512
 
 
 def _check_side(side) -> int:
-    if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or not MIN_SIDE <= side <= MAX_SIDE:
-        raise CvcoreError(f"`side` must be an integer from {MIN_SIDE} to {MAX_SIDE} pixels; received {side!r}.")
-    return int(side)
+    return checks.integer(side, "side", MIN_SIDE, MAX_SIDE)
 
 
 def load_resized(path, side: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -159,8 +157,7 @@ def image_dataset(paths, labels, side: int, *, batch_size: int = 32, shuffle: bo
     if labels.shape != (len(paths),) or not np.issubdtype(labels.dtype, np.integer):
         raise CvcoreError(f"`labels` must be one class index per file ({len(paths)}); received shape {labels.shape} "
                           f"and dtype {labels.dtype}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise CvcoreError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
+    checks.integer(batch_size, "batch_size", 1)
     if augment is not None and not callable(augment):
         raise CvcoreError(f"`augment` must be None or callable (Keras layers); received {type(augment).__name__}.")
     tf = device.tensorflow()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import device
+from . import checks, device
 from . import model_inputs as inputs
 from .applications import APPLICATIONS, load_application
 from .errors import CvcoreError, ShapeError
@@ -338,11 +338,9 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
     """
     if not hasattr(base_model, "predict_on_batch") or not hasattr(base_model, "weights"):
         raise CvcoreError(f"`base_model` must be a Keras model; received {type(base_model).__name__}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise CvcoreError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
-    for arg, fn in (("on_progress", on_progress), ("should_stop", should_stop)):
-        if fn is not None and not callable(fn):
-            raise CvcoreError(f"`{arg}` must be callable or None; received {fn!r}.")
+    checks.integer(batch_size, "batch_size", 1)
+    checks.callback(on_progress, "on_progress")
+    checks.callback(should_stop, "should_stop")
     if cache_key is not None and not isinstance(cache_key, str):
         raise CvcoreError(f"`cache_key` must be a string or None; received {cache_key!r}.")
     is_array = isinstance(images, np.ndarray) or isinstance(images, (list, tuple))

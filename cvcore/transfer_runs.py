@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import device, pipeline, transfer
+from . import checks, device, pipeline, transfer
 from .applications import APPLICATIONS
 from .errors import CvcoreError
 from .runs import HISTORY_KEYS
@@ -147,41 +147,25 @@ class TransferResult:
     epoch_seconds: list = dataclasses.field(default_factory=list)
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
 def _validate(config: TransferConfig) -> None:
     c = config
     if not isinstance(c, TransferConfig):
         raise CvcoreError(f"`config` must be a TransferConfig; received {type(c).__name__}.")
-    if c.mode not in MODES:
-        raise CvcoreError(f"`mode` must be one of {', '.join(map(repr, MODES))}; received {c.mode!r}.")
-    if c.base not in APPLICATIONS:
-        raise CvcoreError(f"`base` must be one of {', '.join(map(repr, APPLICATIONS))}; received {c.base!r}.")
-    if not _is_int(c.image_size) or not 32 <= c.image_size <= pipeline.MAX_SIDE:
-        raise CvcoreError(f"`image_size` must be an integer from 32 to {pipeline.MAX_SIDE}; received {c.image_size!r}.")
+    checks.choice(c.mode, "mode", MODES)
+    checks.choice(c.base, "base", tuple(APPLICATIONS))
+    checks.integer(c.image_size, "image_size", 32, pipeline.MAX_SIDE)
     if c.base == "inceptionv3" and c.mode != "baseline" and c.image_size < 75:
         raise CvcoreError(f"InceptionV3 takes images of at least 75 x 75; received `image_size` {c.image_size}.")
-    if c.head not in transfer.HEADS:
-        raise CvcoreError(f"`head` must be one of {', '.join(map(repr, transfer.HEADS))}; received {c.head!r}.")
-    if isinstance(c.dropout, bool) or not isinstance(c.dropout, (int, float)) or not 0 <= c.dropout < 1:
-        raise CvcoreError(f"`dropout` must be a number in [0, 1); received {c.dropout!r}.")
-    for name in ("epochs", "finetune_epochs"):
-        value = getattr(c, name)
-        if not _is_int(value) or not 1 <= value <= 500:
-            raise CvcoreError(f"`{name}` must be an integer from 1 to 500; received {value!r}.")
-    if not _is_int(c.batch_size) or not 1 <= c.batch_size <= 1024:
-        raise CvcoreError(f"`batch_size` must be an integer from 1 to 1024; received {c.batch_size!r}.")
-    if not _is_int(c.finetune_layers) or c.finetune_layers < 1:
-        raise CvcoreError(f"`finetune_layers` must be a positive integer; received {c.finetune_layers!r}.")
-    lr = c.finetune_learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
-        raise CvcoreError(f"`finetune_learning_rate` must be a number in (0, 1]; received {lr!r}.")
-    if c.max_per_class is not None and (not _is_int(c.max_per_class) or c.max_per_class < 1):
-        raise CvcoreError(f"`max_per_class` must be None or a positive integer; received {c.max_per_class!r}.")
-    if not _is_int(c.seed) or c.seed < 0:
-        raise CvcoreError(f"`seed` must be a non-negative integer; received {c.seed!r}.")
+    checks.choice(c.head, "head", transfer.HEADS)
+    checks.number(c.dropout, "dropout", 0, 1, high_open=True)
+    checks.integer(c.epochs, "epochs", 1, 500)
+    checks.integer(c.finetune_epochs, "finetune_epochs", 1, 500)
+    checks.integer(c.batch_size, "batch_size", 1, 1024)
+    checks.integer(c.finetune_layers, "finetune_layers", 1)
+    checks.number(c.finetune_learning_rate, "finetune_learning_rate", 0, 1, low_open=True)
+    if c.max_per_class is not None:  # None: every image
+        checks.integer(c.max_per_class, "max_per_class", 1)
+    checks.integer(c.seed, "seed", 0)
     if c.augment is not None:
         from .augment import validate_recipe
 
