@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from . import device
+from . import checks, device
 from .errors import CvcoreError, ShapeError
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "FAST_MAX_STEPS_PER_EXECUTION",
     "FAST_VALIDATION_BATCH_SIZE",
     "train",
+    "describe_progress",
     "prepare_images",
     "make_optimizer",
     "fast_steps_per_execution",
@@ -78,20 +79,6 @@ _MAX_BATCH = 65536
 
 # --------------------------------------------------------------------------
 # arguments
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _number_in(value, key, low, high, *, low_open=False, high_open=False):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
-        raise CvcoreError(f"Optimizer setting `{key}` must be a number in {interval}; received {value!r}.")
-    return float(value)
 
 
 def _optimizer_config(optimizer) -> dict:
@@ -118,16 +105,15 @@ def _optimizer_config(optimizer) -> dict:
                 f"Unknown setting {key!r} for optimizer {name!r}; it accepts "
                 f"{', '.join(OPTIMIZER_ARGS[name])}."
             )
+        what = f"a setting of {name}"
         if key in ("nesterov", "amsgrad", "centered"):
-            if not isinstance(value, bool):
-                raise CvcoreError(f"Optimizer setting `{key}` must be true or false; received {value!r}.")
-            config[key] = value
+            config[key] = checks.flag(value, key)
         elif key == "learning_rate":
-            config[key] = _number_in(value, key, 0, 10, low_open=True)
+            config[key] = checks.number(value, key, 0, 10, low_open=True, what=what)
         elif key == "epsilon":
-            config[key] = _number_in(value, key, 0, 1, low_open=True)
+            config[key] = checks.number(value, key, 0, 1, low_open=True, what=what)
         else:  # momentum, beta_1, beta_2, rho
-            config[key] = _number_in(value, key, 0, 1, high_open=True)
+            config[key] = checks.number(value, key, 0, 1, high_open=True, what=what)
     if config.get("nesterov") and not config.get("momentum"):
         raise CvcoreError("Optimizer setting `nesterov` needs a `momentum` above 0; received momentum "
                           f"{optimizer.get('momentum', 0)!r}.")
@@ -152,7 +138,7 @@ def make_optimizer(optimizer="adam"):
             the message names it and the value received.
 
     Example:
-        >>> make_optimizer({"name": "sgd", "learning_rate": 0.01}).__class__.__name__  # doctest: +SKIP
+        >>> make_optimizer({"name": "sgd", "learning_rate": 0.01}).__class__.__name__
         'SGD'
     """
     keras = device.keras()
@@ -292,7 +278,8 @@ def fast_steps_per_execution(model, batch_size: int) -> int:
         An int in ``[1, FAST_MAX_STEPS_PER_EXECUTION]``.
 
     Example:
-        >>> fast_steps_per_execution(build_model(PRESETS["Basic CNN (6 and 12 filters)"]), 32)  # doctest: +SKIP
+        >>> from cvcore.models import PRESETS, build_model
+        >>> fast_steps_per_execution(build_model(PRESETS["Basic CNN (6 and 12 filters)"]), 32)
         64
     """
     per_batch = max(1, _macs_per_sample(model) * int(batch_size))
@@ -434,6 +421,61 @@ def _progress(state, phase, logs) -> dict:
     }
 
 
+def describe_progress(progress: dict | None) -> tuple[float, str]:
+    """A progress report (as :func:`train` and the jobs built on it send) -> (fraction done, text for people).
+
+    ``"epoch"`` in a report is the epoch under way, counted from 1 (0 before
+    the first begins), and ``"step"`` the batches of it done so far. An
+    epoch's share of the bar fills with its batches but for one step's width,
+    which the epoch's end (``"epoch_end"``, after validation) fills: the
+    fraction reaches 1 only when the last epoch has ended. Reports of other
+    phases (``"load"`` and ``"extract"`` with ``"done"`` and ``"total"``,
+    ``"evaluate"``) are described too; a ``"stage"`` names what runs, for
+    people.
+
+    Args:
+        progress: the latest report, or None before the first.
+
+    Returns:
+        ``(fraction, text)``: a float from 0 to 1, and one line such as
+        ``"Epoch 1 of 3, step 120 of 469, loss 0.5123, accuracy 0.8210"``.
+
+    Example:
+        >>> describe_progress({"phase": "train", "epoch": 1, "epochs": 3, "step": 0, "steps": 100})
+        (0.0, 'Epoch 1 of 3, step 0 of 100')
+        >>> describe_progress({"phase": "epoch_end", "epoch": 3, "epochs": 3, "step": 100, "steps": 100})[0]
+        1.0
+        >>> describe_progress({"phase": "load", "stage": "Reading", "done": 5, "total": 10})
+        (0.5, 'Reading: 5 of 10 images')
+    """
+    p = progress or {}
+    phase, stage = p.get("phase"), p.get("stage")
+    if phase in ("load", "extract"):
+        done, total = int(p.get("done", 0)), int(p.get("total") or 0)
+        what = "batches" if phase == "extract" else "images"
+        text = f"{stage or 'Loading'}: {done:,} of {total:,} {what}" if total else f"{stage or 'Loading'}…"
+        return (min(done / total, 1.0) if total else 0.0), text
+    if phase == "evaluate":
+        return 1.0, stage or "Evaluating on the test set…"
+    epochs = max(int(p.get("epochs") or 1), 1)
+    epoch = min(max(int(p.get("epoch") or 0), 0), epochs)
+    steps = max(int(p.get("steps") or 1), 1)
+    step = min(max(int(p.get("step") or 0), 0), steps)
+    # An epoch's share of the bar fills with its batches but for one step's width, which its end
+    # (validation, the record) fills: the bar is full only once the last epoch has ended.
+    within = 1.0 if phase == "epoch_end" else step / (steps + 1)
+    fraction = (max(epoch - 1, 0) + (within if epoch else 0.0)) / epochs
+    text = f"Epoch {max(epoch, 1)} of {epochs}, step {step} of {steps}"
+    if stage:
+        text = f"{stage}: {text[0].lower()}{text[1:]}"
+    if phase == "validate":
+        text += ", validating"
+    for key in ("loss", "accuracy"):
+        if isinstance(p.get(key), numbers.Real):
+            text += f", {key} {p[key]:.4f}"
+    return min(max(fraction, 0.0), 1.0), text
+
+
 def _partial(state, logs) -> dict:
     return {"epoch": state["epoch"], "steps": state["step"], "steps_per_epoch": state["steps"], **_metrics(logs)}
 
@@ -530,25 +572,20 @@ def train(
         ShapeError: when the data does not fit the model.
 
     Example:
-        >>> from cvcore.models import build_model, PRESETS  # doctest: +SKIP
-        >>> from cvcore.data import load_dataset  # doctest: +SKIP
-        >>> (x, y), (xt, yt), _ = load_dataset("digits")  # doctest: +SKIP
-        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # doctest: +SKIP
-        >>> h = train(model, ((x, y), (xt, yt)), epochs=2, batch_size=32, fast=True)  # doctest: +SKIP
-        >>> len(h["val_accuracy"]), h["stopped"]  # doctest: +SKIP
+        >>> from cvcore.models import build_model, PRESETS
+        >>> from cvcore.data import load_dataset
+        >>> (x, y), (xt, yt), _ = load_dataset("digits")
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])
+        >>> h = train(model, ((x[:256], y[:256]), (xt[:64], yt[:64])), epochs=2, batch_size=32, fast=True)
+        >>> len(h["val_accuracy"]), h["stopped"]
         (2, False)
     """
-    if not _is_int(epochs) or not 1 <= epochs <= _MAX_EPOCHS:
-        raise CvcoreError(f"`epochs` must be an integer from 1 to {_MAX_EPOCHS}; received {epochs!r}.")
-    if not _is_int(batch_size) or not 1 <= batch_size <= _MAX_BATCH:
-        raise CvcoreError(f"`batch_size` must be an integer from 1 to {_MAX_BATCH}; received {batch_size!r}.")
-    for name, fn in (("on_progress", on_progress), ("should_stop", should_stop)):
-        if fn is not None and not callable(fn):
-            raise CvcoreError(f"`{name}` must be a function or None; received {fn!r}.")
-    if not isinstance(fast, bool):
-        raise CvcoreError(f"`fast` must be True or False; received {fast!r}.")
-    if not isinstance(progress_interval, numbers.Real) or not 0 <= progress_interval <= 3600:
-        raise CvcoreError(f"`progress_interval` must be a number of seconds from 0 to 3600; received {progress_interval!r}.")
+    checks.integer(epochs, "epochs", 1, _MAX_EPOCHS)
+    checks.integer(batch_size, "batch_size", 1, _MAX_BATCH)
+    checks.callback(on_progress, "on_progress")
+    checks.callback(should_stop, "should_stop")
+    checks.flag(fast, "fast")
+    checks.number(progress_interval, "progress_interval", 0, 3600, what="seconds")
     if not hasattr(model, "fit") or not hasattr(model, "input_shape"):
         raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")
     keras = device.keras()

@@ -13,6 +13,7 @@ from cvcore import evaluation, export, jobs, models, saving
 from cvcore.data import DATASET_TITLES, DATASETS
 from cvcore.errors import CvcoreError
 from cvcore.runs import RunConfig, RunResult, run_training
+from cvcore.training import describe_progress
 from cvcore.visualize import activations, blank_fraction, layer_names
 from ui import plots
 from ui.common import dataset, drawn_digit, show_error, wide_layout
@@ -202,13 +203,8 @@ def live_training():
         st.info(f"Queued behind other sessions' training: position {current.queue_position()}. "
                 "It starts by itself.", icon=":material/hourglass_top:")
     elif current.active:
-        epoch, steps = int(p.get("epoch", 0)), max(int(p.get("steps", 1) or 1), 1)
-        done = (epoch + min(int(p.get("step", 0)), steps) / steps) / max(int(p.get("epochs", 1)), 1)
-        label = ("Evaluating on the test set…" if p.get("phase") == "evaluate" else
-                 f"Epoch {min(epoch + 1, int(p.get('epochs', 1)))} of {p.get('epochs', '?')}, step {p.get('step', 0)} "
-                 f"of {steps}" + (f", loss {p['loss']:.4f}" if "loss" in p else "")
-                 + (f", accuracy {p['accuracy']:.4f}" if "accuracy" in p else ""))
-        st.progress(min(max(done, 0.0), 1.0), text=label)
+        done, label = describe_progress(p)
+        st.progress(done, text=label)
         st.button("Stop", icon=":material/stop:", key="trn_stop", on_click=current.stop,
                   help="Ends the run cleanly within a batch (a chunk in fast mode) and keeps its weights.")
     history = p.get("history") or {}
@@ -229,24 +225,50 @@ with st.container():  # the polling fragment in a container of its own: its reru
 
 # ============================================================================ 5. runs
 runs = st.session_state[RUNS_KEY]
+
+
+def load_model_view():
+    """A .keras model from a file becomes a run of its own: evaluated here, never trained here."""
+    up = st.file_uploader("A .keras model (28x28x1 input, one output per class)", type=["keras"],
+                          key="trn_upload", help="Loaded in Keras' safe mode: a file that would run code is refused.")
+    if up is None or not st.button("Add it as a run", key="trn_add_upload", icon=":material/add:"):
+        return
+    try:
+        loaded = saving.load_model_bytes(up.getvalue())
+        ev_loaded = evaluation.evaluate(loaded, *data[1])
+    except CvcoreError as err:
+        show_error(err)
+        return
+    number = len(runs) + 1
+    runs.append({"job": None, "number": number, "label": f"Run {number}", "title": f"uploaded {up.name}",
+                 "config": None, "dataset": used, "history": {}, "stopped": False, "seconds": None,
+                 "model": loaded, "evaluation": ev_loaded})
+    st.rerun()
+
+
+with st.expander("Load a .keras model as a run", icon=":material/upload_file:", expanded=not runs):
+    load_model_view()
 if not runs:
-    st.info("Train a model to see its curves, compare runs and look inside it.", icon=":material/school:")
+    st.info("Train a model, or load one, to see its curves, compare runs and look inside it.",
+            icon=":material/school:")
     st.stop()
 
 st.subheader("4 · Runs, side by side", divider="gray")
+NOT_TRAINED_HERE = "uploaded: not trained here"
 table, diagnoses = [], {}
 for r in runs:
     h, cfg = r["history"], r["config"]
-    diagnosis = diagnoses[r["label"]] = evaluation.diagnose_fit(h)
-    table.append({
+    diagnosis = diagnoses[r["label"]] = evaluation.diagnose_fit(h) if cfg is not None else None
+    table.append({  # None where a value does not apply: shown as an empty cell
         "run": r["label"], "model": r["title"], "images": cfg.n_train if cfg else None,
-        "optimizer": describe_optimizer(cfg.optimizer) if cfg else "",
-        "epochs": len(h.get("loss", [])), "train acc": (h.get("accuracy") or [None])[-1],
+        "optimizer": describe_optimizer(cfg.optimizer) if cfg else None,
+        "epochs": len(h.get("loss", [])) if cfg else None, "train acc": (h.get("accuracy") or [None])[-1],
         "val acc": (h.get("val_accuracy") or [None])[-1],
         "test acc": r["evaluation"].accuracy if r["evaluation"] is not None else None,
-        "verdict": diagnosis.verdict + (" (stopped)" if r["stopped"] else ""), "seconds": round(r["seconds"], 1),
+        "verdict": (diagnosis.verdict + (" (stopped)" if r["stopped"] else "")) if diagnosis else NOT_TRAINED_HERE,
+        "seconds": round(r["seconds"], 1) if r["seconds"] is not None else None,
     })
-st.dataframe(table, hide_index=True, width="stretch", key="trn_runs_table",
+st.dataframe(table, hide_index=True, width="stretch", key="trn_runs_table", placeholder="",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("train acc", "val acc", "test acc")})
 labels = [r["label"] for r in runs]
 # Keyed by the number of runs: a new run joins the comparison beside the one before it.
@@ -261,7 +283,11 @@ if chosen:
     for r in runs:
         if r["label"] in chosen:
             d = diagnoses[r["label"]]
-            st.markdown(f"**{r['label']}: {d.verdict}.** {d.reason}")
+            if d is None:
+                st.markdown(f"**{r['label']}: {NOT_TRAINED_HERE}.** It was loaded from a file, so it has no "
+                            "curves here; its test accuracy is in the table.")
+            else:
+                st.markdown(f"**{r['label']}: {d.verdict}.** {d.reason}")
 
 # ============================================================================ 6. one run
 st.subheader("5 · Inside one run", divider="gray")
@@ -346,41 +372,24 @@ def draw_view():
 
 def files_view():
     cfg = run["config"]
-    c1, c2 = st.columns(2)
-    with c1:
-        st.markdown("**Save**")
-        if run.get("keras_bytes") is None:  # serialised once per run, not on every rerun of this view
-            run["keras_bytes"] = saving.model_to_bytes(model)
-        st.download_button("Download the model (.keras)", run["keras_bytes"], f"{run['label']}.keras",
-                           mime="application/zip", key="trn_dl_model", icon=":material/save:")
-        if cfg is not None:
-            script = export.training_script(cfg.spec, dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val,
-                                            optimizer=cfg.optimizer, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                            seed=cfg.seed, title=f"{run['label']}: {run['title']}")
-            st.download_button("Export as a Keras script (.py)", script, f"{run['label'].replace(' ', '_')}.py",
-                               mime="text/x-python", key="trn_dl_script", icon=":material/code:")
-            with st.expander("The script"):
-                st.code(script, language="python")
-    with c2:
-        st.markdown("**Load**")
-        up = st.file_uploader("A .keras model (28x28x1 input, one output per class)", type=["keras"],
-                              key="trn_upload", help="Loaded in Keras' safe mode: a file that would run code is refused.")
-        if up is not None and st.button("Add it as a run", key="trn_add_upload"):
-            try:
-                loaded = saving.load_model_bytes(up.getvalue())
-                ev_loaded = evaluation.evaluate(loaded, *data[1])
-            except CvcoreError as err:
-                show_error(err)
-                return
-            number = len(runs) + 1
-            runs.append({"job": None, "number": number, "label": f"Run {number}", "title": f"uploaded {up.name}",
-                         "config": None, "dataset": used, "history": {}, "stopped": False, "seconds": 0.0,
-                         "model": loaded, "evaluation": ev_loaded})
-            st.rerun()
+    if run.get("keras_bytes") is None:  # serialised once per run, not on every rerun of this view
+        run["keras_bytes"] = saving.model_to_bytes(model)
+    st.download_button("Download the model (.keras)", run["keras_bytes"], f"{run['label']}.keras",
+                       mime="application/zip", key="trn_dl_model", icon=":material/save:")
+    if cfg is None:
+        st.caption("This model was loaded from a file: there is no training script to export.")
+        return
+    script = export.training_script(cfg.spec, dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val,
+                                    optimizer=cfg.optimizer, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                    seed=cfg.seed, title=f"{run['label']}: {run['title']}")
+    st.download_button("Export as a Keras script (.py)", script, f"{run['label'].replace(' ', '_')}.py",
+                       mime="text/x-python", key="trn_dl_script", icon=":material/code:")
+    with st.expander("The script"):
+        st.code(script, language="python")
 
 
 views = {"Confusion matrix": confusion_view, "Predictions": predictions_view, "Mistakes": mistakes_view,
-         "Activations": activations_view, "Draw": draw_view, "Save, load, export": files_view}
+         "Activations": activations_view, "Draw": draw_view, "Save, export": files_view}
 for view_name, tab in zip(views, st.tabs(list(views), key="trn_view", on_change="rerun")):
     if tab.open:
         with tab:

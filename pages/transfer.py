@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from cvcore import applications, evaluation, jobs
+from cvcore import applications, jobs
 from cvcore import augment as aug
 from cvcore.errors import CvcoreError
+from cvcore.training import describe_progress
 from cvcore.transfer import flat_model
 from cvcore.transfer_runs import (MODE_TITLES, MODES, TransferConfig, mode_costs, mode_params, run_transfer,
                                   transfer_summary)
@@ -328,21 +329,7 @@ def live():
         st.info(f"Queued behind other sessions' jobs: position {current.queue_position()}. It starts by itself.",
                 icon=":material/hourglass_top:")
     elif current.active:
-        phase = p.get("phase")
-        if phase in ("load", "extract"):
-            done, total = int(p.get("done", 0)), p.get("total")
-            what = "batches" if phase == "extract" else "images"
-            frac = done / total if total else 0.0
-            text = f"{p.get('stage', '')}: {done:,} of {total:,} {what}" if total else f"{p.get('stage', '')}…"
-        elif phase == "evaluate":
-            frac, text = 1.0, p.get("stage", "Evaluating…")
-        else:
-            epoch, steps = int(p.get("epoch", 0)), max(int(p.get("steps", 1) or 1), 1)
-            total_epochs = max(int(p.get("epochs", 1)), 1)
-            frac = ((max(epoch - 1, 0) + min(int(p.get("step", 0)), steps) / steps) / total_epochs)
-            text = (f"{p.get('stage', 'Training')}: epoch {max(epoch, 1)} of {total_epochs}, step {p.get('step', 0)} "
-                    f"of {steps}" + (f", loss {p['loss']:.4f}" if "loss" in p else "")
-                    + (f", accuracy {p['accuracy']:.4f}" if "accuracy" in p else ""))
+        frac, text = describe_progress(p)
         b1, b2 = st.columns([6, 1], vertical_alignment="bottom")
         b1.progress(min(max(frac, 0.0), 1.0), text=text)
         b2.button("Stop", icon=":material/stop:", key="tl_stop", on_click=current.stop,

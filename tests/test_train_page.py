@@ -1,12 +1,11 @@
 """AppTest tests of the Train page: building, training in the background, comparing, evaluating."""
-import time
-
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 keras = pytest.importorskip("keras")
 
+from apptest_helpers import rerun_until, wait_until  # noqa: E402
 from cvcore import jobs  # noqa: E402
 
 TRAIN = "../pages/train.py"
@@ -38,14 +37,20 @@ def small_digits_run(at, epochs=2):
 
 
 def wait_for_runs(at, count, timeout=180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        if len(at.session_state["trn_runs"]) >= count:
-            return at
-    pytest.fail(f"no run {count} after {timeout}s; errors: {[e.value for e in at.error]}")
+    return rerun_until(at, lambda at: len(at.session_state["trn_runs"]) >= count, timeout=timeout,
+                       what=f"run {count} on the page")
+
+
+def save_model(model, tmp_path, name):
+    path = tmp_path / name
+    model.save(path)
+    return path.read_bytes()
+
+
+def upload_model(at, data: bytes, name: str):
+    at.file_uploader(key="trn_upload").set_value((name, data, "application/zip")).run()
+    at.button(key="trn_add_upload").click().run()
+    return at
 
 
 def test_defaults_show_the_basic_net_and_its_keras_count():
@@ -130,7 +135,7 @@ def test_train_compare_evaluate_save_and_export():
     assert len(verdicts) == 2
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Test accuracy"]) > 0.3
-    for view in ("Predictions", "Mistakes", "Activations", "Draw", "Save, load, export"):
+    for view in ("Predictions", "Mistakes", "Activations", "Draw", "Save, export"):
         at.session_state["trn_view"] = view
         at.run()
         assert not at.exception, (view, [e.value for e in at.exception])
@@ -143,9 +148,8 @@ def test_stop_ends_a_run_early_and_keeps_it():
     at.toggle(key="trn_fast").set_value(False).run()
     at.button(key="trn_train").click().run()
     job = jobs.default_manager().get(at.session_state["trn_job_id"])
-    deadline = time.time() + 60
-    while not (job.progress or {}).get("history", {}).get("loss") and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: (job.progress or {}).get("history", {}).get("loss"), timeout=60,
+               what="a first epoch in the job's progress", details=lambda: f"job status {job.status}")
     at.run()
     at.button(key="trn_stop").click().run()
     wait_for_runs(at, 1)
@@ -157,16 +161,37 @@ def test_stop_ends_a_run_early_and_keeps_it():
 
 def test_a_model_file_with_code_is_refused_on_the_page(tmp_path):
     at = small_digits_run(run_page(), epochs=1)
-    at.button(key="trn_train").click().run()
-    wait_for_runs(at, 1)
-    at.session_state["trn_view"] = "Save, load, export"
-    at.run()
     inputs = keras.Input((28, 28, 1))
     bad = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
-    path = tmp_path / "bad.keras"
-    bad.save(path)
-    at.file_uploader(key="trn_upload").set_value(("bad.keras", path.read_bytes(), "application/zip")).run()
-    at.button(key="trn_add_upload").click().run()
+    upload_model(at, save_model(bad, tmp_path, "bad.keras"), "bad.keras")
     assert not at.exception
     assert "Python code" in " ".join(e.value for e in at.error)
-    assert len(at.session_state["trn_runs"]) == 1
+    assert at.session_state["trn_runs"] == []
+
+
+def test_a_model_file_is_a_run_before_any_training(tmp_path):
+    """Loading a .keras model needs no run trained first; its row says it was not trained here."""
+    at = small_digits_run(run_page(), epochs=1)
+    assert any("Train a model, or load one" in i.value for i in at.info)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    upload_model(at, save_model(model, tmp_path, "mine.keras"), "mine.keras")
+    assert not at.exception, [e.value for e in at.exception]
+    runs = at.session_state["trn_runs"]
+    assert [(r["label"], r["title"], r["config"]) for r in runs] == [("Run 1", "uploaded mine.keras", None)]
+    element = next(d for d in at.dataframe if "verdict" in d.value.columns)
+    row = element.value.iloc[0]
+    assert row["verdict"] == "uploaded: not trained here"
+    # What does not apply to a model trained elsewhere is missing, and missing shows as an empty cell,
+    # never as the text "None" (Streamlit's default placeholder).
+    assert all(row[c] is None or row[c] != row[c] for c in ("images", "optimizer", "epochs", "train acc",
+                                                           "val acc", "seconds"))
+    assert element.proto.placeholder == "" and element.proto.HasField("placeholder")
+    assert 0.0 <= row["test acc"] <= 1.0
+    assert float({m.label: m.value for m in at.metric}["Test accuracy"]) == pytest.approx(row["test acc"], abs=1e-4)
+    at.session_state["trn_view"] = "Save, export"
+    at.run()
+    assert not at.exception
+    assert "no training script" in " ".join(c.value for c in at.caption)

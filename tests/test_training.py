@@ -11,7 +11,8 @@ from cvcore import device  # noqa: E402
 from cvcore.data import load_dataset  # noqa: E402
 from cvcore.errors import CvcoreError, ShapeError  # noqa: E402
 from cvcore.models import PRESETS, build_model, preset  # noqa: E402
-from cvcore.training import fast_steps_per_execution, make_optimizer, prepare_images, train  # noqa: E402
+from cvcore.training import (describe_progress, fast_steps_per_execution, make_optimizer,  # noqa: E402
+                             prepare_images, train)
 
 BASIC = "Basic CNN (6 and 12 filters)"
 MNIST_CNN = "Keras mnist_cnn (32-64 convolutions, dropout)"
@@ -57,6 +58,29 @@ def test_history_and_progress(small):
     assert ends[-1]["val_accuracy"] == pytest.approx(history["val_accuracy"][-1])
     assert {"epoch", "epochs", "step", "steps", "loss", "accuracy", "elapsed"} <= set(train_reports[-1])
     assert train_reports[-1]["steps"] == 16 and train_reports[-1]["epochs"] == 2
+    # What the pages show: "Epoch 1 of 2" all through the first epoch, and a bar that fills only at the end.
+    described = [describe_progress(r) for r in reports]
+    first_end = reports.index(ends[0])
+    assert all(text.startswith("Epoch 1 of 2,") for _, text in described[:first_end + 1])
+    assert all(text.startswith("Epoch 2 of 2,") for _, text in described[first_end + 1:])
+    fractions = [frac for frac, _ in described]
+    assert fractions == sorted(fractions), "the bar never moves backwards"
+    assert max(fractions[:-1]) < 1.0 and fractions[-1] == 1.0
+    assert described[first_end][0] == 0.5
+
+
+def test_describe_progress_of_every_phase():
+    assert describe_progress(None) == (0.0, "Epoch 1 of 1, step 0 of 1")
+    frac, text = describe_progress({"phase": "train", "epoch": 2, "epochs": 4, "step": 50, "steps": 100,
+                                    "loss": 0.25, "accuracy": 0.9, "stage": "Fine-tuning"})
+    assert frac == pytest.approx((1 + 50 / 101) / 4)
+    assert text == "Fine-tuning: epoch 2 of 4, step 50 of 100, loss 0.2500, accuracy 0.9000"
+    frac, text = describe_progress({"phase": "validate", "epoch": 1, "epochs": 1, "step": 9, "steps": 9})
+    assert text.endswith("validating") and frac == pytest.approx(0.9)
+    assert describe_progress({"phase": "extract", "stage": "VGG16", "done": 3, "total": 4}) == (
+        0.75, "VGG16: 3 of 4 batches")
+    assert describe_progress({"phase": "load", "done": 0, "total": None}) == (0.0, "Loading…")
+    assert describe_progress({"phase": "evaluate"}) == (1.0, "Evaluating on the test set…")
 
 
 def test_progress_is_throttled(small):
