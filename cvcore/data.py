@@ -92,6 +92,11 @@ def read_idx(path) -> np.ndarray:
         DatasetUnavailableError: when the file is missing, truncated, or not IDX.
 
     Example:
+        >>> import tempfile  # an IDX file of three labels: magic (unsigned bytes, 1 axis), size, values
+        >>> path = Path(tempfile.mkdtemp()) / "labels-idx1-ubyte"
+        >>> _ = path.write_bytes(bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([7, 2, 1]))
+        >>> read_idx(path).tolist()
+        [7, 2, 1]
         >>> read_idx("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").shape  # doctest: +SKIP
         (10000,)
     """

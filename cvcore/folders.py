@@ -342,7 +342,13 @@ class ImageDataset:
         a file with no match goes to training.
 
         Example:
-            >>> # ds = ImageDataset.from_scan_like(scan_image_folder(cleaned), original)  # doctest: +SKIP
+            >>> import tempfile
+            >>> from cvcore.samples import write_dataset_folder
+            >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=3, size=8)
+            >>> original = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+            >>> same = ImageDataset.from_scan_like(scan_image_folder(root), original)
+            >>> bool((same.validation == original.validation).all()), int(same.validation.sum())
+            (True, 10)
         """
         origin = {}
         for rel, val in zip(like.files, like.validation.tolist()):

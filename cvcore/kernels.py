@@ -176,7 +176,7 @@ def parse_kernel(cells) -> np.ndarray:
             larger than :data:`MAX_KERNEL_SIZE`.
 
     Example:
-        >>> parse_kernel([["1/9"] * 3] * 3).sum().round(6)
+        >>> float(parse_kernel([["1/9"] * 3] * 3).sum().round(6))
         1.0
     """
     grid = getattr(cells, "values", cells)

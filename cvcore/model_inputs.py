@@ -71,7 +71,10 @@ def set_preprocessing(model, kind: str):
         kind: a key of :data:`PREPROCESSING`.
 
     Example:
-        >>> set_preprocessing(model, "caffe")  # doctest: +SKIP
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
+        >>> preprocessing_of(model), preprocessing_of(set_preprocessing(model, "caffe"))
+        ('unit', 'caffe')
     """
     if kind not in PREPROCESSING:
         raise CvcoreError(f"`kind` must be one of {', '.join(map(repr, PREPROCESSING))}; received {kind!r}.")
@@ -80,7 +83,13 @@ def set_preprocessing(model, kind: str):
 
 
 def preprocessing_of(model) -> str:
-    """The preprocessing ``model`` takes: its tag, else inferred (see the module's docstring)."""
+    """The preprocessing ``model`` takes: its tag, else inferred (see the module's docstring).
+
+    Example:
+        >>> keras = device.keras()
+        >>> preprocessing_of(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255)]))
+        'raw'
+    """
     tag = getattr(model, _TAG, None)
     if tag is not None:
         return tag
@@ -95,7 +104,13 @@ def preprocessing_of(model) -> str:
 
 
 def input_size(model) -> tuple:
-    """``(height, width, channels)`` of the model's input; height and width may be None."""
+    """``(height, width, channels)`` of the model's input; height and width may be None.
+
+    Example:
+        >>> keras = device.keras()
+        >>> input_size(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)]))
+        (None, None, 3)
+    """
     shape = model.input_shape
     if isinstance(shape, list):
         raise ShapeError("Models with several inputs cannot be visualized here.")
@@ -105,7 +120,12 @@ def input_size(model) -> tuple:
 
 
 def to_model_pixels(rgb01: np.ndarray, kind: str) -> np.ndarray:
-    """Float pixels in [0, 1] (N x H x W x C) -> the model's input scale for ``kind``."""
+    """Float pixels in [0, 1] (N x H x W x C) -> the model's input scale for ``kind``.
+
+    Example:
+        >>> [round(float(v), 3) for v in to_model_pixels(np.ones((1, 1, 1, 3), np.float32), "caffe").ravel()]
+        [151.061, 138.221, 131.32]
+    """
     x = np.asarray(rgb01, np.float32)
     if kind == "unit":
         return x
@@ -124,7 +144,13 @@ def to_model_pixels(rgb01: np.ndarray, kind: str) -> np.ndarray:
 
 
 def from_model_pixels(x: np.ndarray, kind: str) -> np.ndarray:
-    """The inverse of :func:`to_model_pixels`: the model's input scale -> float pixels in [0, 1] (not clipped)."""
+    """The inverse of :func:`to_model_pixels`: the model's input scale -> float pixels in [0, 1] (not clipped).
+
+    Example:
+        >>> x = np.random.default_rng(0).random((1, 2, 2, 3), np.float32)
+        >>> bool(np.allclose(from_model_pixels(to_model_pixels(x, "tf"), "tf"), x, atol=1e-6))
+        True
+    """
     x = np.asarray(x, np.float32)
     if kind == "unit":
         return x
@@ -175,8 +201,11 @@ def model_input(model, image, *, size=None) -> np.ndarray:
         float32 array ``1 x H x W x C`` in the model's preprocessing.
 
     Example:
-        >>> model_input(model, np.zeros((100, 80, 3), np.uint8)).shape  # doctest: +SKIP
-        (1, 224, 224, 3)
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+        >>> x = model_input(model, np.full((100, 80, 3), 255, np.uint8))  # resized, to gray, to [0, 1]
+        >>> x.shape, x.dtype, float(x.max())
+        ((1, 28, 28, 1), dtype('float32'), 1.0)
     """
     import cv2
 
@@ -198,7 +227,15 @@ def model_input(model, image, *, size=None) -> np.ndarray:
 
 
 def as_functional(model):
-    """``model`` as a functional Keras model over the same layers and weights (itself when it is one)."""
+    """``model`` as a functional Keras model over the same layers and weights (itself when it is one).
+
+    Example:
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+        ...                           keras.layers.Flatten(name="flat"), keras.layers.Dense(3, name="out")])
+        >>> type(as_functional(model)).__name__, as_functional(model).count_params() == model.count_params()
+        ('Functional', True)
+    """
     keras = device.keras()
 
     if not isinstance(model, keras.Sequential):
@@ -222,6 +259,19 @@ def submodel(model, layer_names, *, name: str | None = None):
         model: a built Keras model.
         layer_names: names of its layers; one name gives a single-output model.
         name: the submodel's name.
+
+    Returns:
+        A ``keras.Model`` (the same object again for the same model and names).
+
+    Raises:
+        CvcoreError: a name that is not a layer of ``model``.
+
+    Example:
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+        ...                           keras.layers.Flatten(name="flat"), keras.layers.Dense(3, name="out")])
+        >>> submodel(model, ["conv"]).output_shape, submodel(model, ["conv"]) is submodel(model, ["conv"])
+        ((None, 6, 6, 2), True)
     """
     keras = device.keras()
     names = tuple(layer_names)
@@ -249,7 +299,15 @@ def submodel(model, layer_names, *, name: str | None = None):
 
 
 def conv_layer_names(model) -> list:
-    """Names of the layers whose output is a 4-D map (B x H x W x C), input layers excepted."""
+    """Names of the layers whose output is a 4-D map (B x H x W x C), input layers excepted.
+
+    Example:
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+        ...                           keras.layers.Flatten(name="flat"), keras.layers.Dense(3, name="out")])
+        >>> conv_layer_names(model)
+        ['conv']
+    """
     names = []
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
@@ -265,7 +323,15 @@ def conv_layer_names(model) -> list:
 
 def last_conv_layer(model) -> str:
     """The last layer with a spatial (4-D) output whose class is a convolution, else the last 4-D layer:
-    what Grad-CAM looks at by default."""
+    what Grad-CAM looks at by default.
+
+    Example:
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+        ...                           keras.layers.Flatten(name="flat"), keras.layers.Dense(3, name="out")])
+        >>> last_conv_layer(model)
+        'conv'
+    """
     maps = conv_layer_names(model)
     if not maps:
         raise CvcoreError(f"{model.name!r} has no layer with a spatial output; class activation maps need one.")

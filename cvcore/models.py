@@ -539,8 +539,8 @@ def build_model(spec, *, max_params=DEFAULT_MAX_PARAMS):
             type) and what is wrong, before anything is built.
 
     Example:
-        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # doctest: +SKIP
-        >>> model.count_params()  # doctest: +SKIP
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])
+        >>> model.count_params()
         3730
     """
     input_shape, checked, shapes, _ = _check_spec(spec, max_params)
@@ -588,8 +588,8 @@ def summarize(model) -> list:
         SpecError: when ``model`` is not a built Keras model.
 
     Example:
-        >>> rows = summarize(build_model(PRESETS["Basic CNN (6 and 12 filters)"]))  # doctest: +SKIP
-        >>> rows[0]  # doctest: +SKIP
+        >>> rows = summarize(build_model(PRESETS["Basic CNN (6 and 12 filters)"]))
+        >>> rows[0]
         {'layer': 'conv2d', 'type': 'Conv2D', 'output_shape': (None, 26, 26, 6), 'params': 60, 'trainable': 60}
     """
     if not hasattr(model, "layers") or not hasattr(model, "count_params"):

@@ -56,7 +56,11 @@ def load_resized(path, side: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
         CvcoreError: a bad ``side``.
 
     Example:
-        >>> load_resized("seedling.png", 150).shape  # doctest: +SKIP
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = tempfile.mkdtemp() + "/seedling.png"
+        >>> Image.new("RGB", (300, 200), (71, 86, 38)).save(path)
+        >>> load_resized(path, 150).shape
         (150, 150, 3)
     """
     import cv2
@@ -89,7 +93,11 @@ def load_images(paths, side: int, *, on_progress=None, should_stop=None, workers
             the message names it.
 
     Example:
-        >>> load_images(["a.png", "b.jpg"], 64).shape  # doctest: +SKIP
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = tempfile.mkdtemp()
+        >>> Image.new("RGB", (80, 60)).save(folder + "/a.png"); Image.new("L", (30, 30)).save(folder + "/b.jpg")
+        >>> load_images([folder + "/a.png", folder + "/b.jpg"], 64).shape
         (2, 64, 64, 3)
     """
     side = _check_side(side)
@@ -145,9 +153,15 @@ def image_dataset(paths, labels, side: int, *, batch_size: int = 32, shuffle: bo
         CvcoreError: bad arguments (no files, labels of another length, ...).
 
     Example:
-        >>> paths, labels = ds.subset("train")  # doctest: +SKIP
-        >>> train = image_dataset(paths, labels, 150, shuffle=True, seed=0)  # doctest: +SKIP
-        >>> model.fit(train, epochs=5)  # doctest: +SKIP
+        >>> import tempfile
+        >>> from cvcore.folders import ImageDataset, scan_image_folder
+        >>> from cvcore.samples import write_dataset_folder
+        >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=4, size=8)
+        >>> ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+        >>> paths, labels = ds.subset("train")
+        >>> train = image_dataset(paths, labels, 32, batch_size=10, shuffle=True, seed=0)
+        >>> len(train), [tuple(t.shape) for t in next(iter(train))]
+        (3, [(10, 32, 32, 3), (10,)])
     """
     side = _check_side(side)
     paths = [str(p) for p in paths]

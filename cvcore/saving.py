@@ -26,7 +26,9 @@ def model_to_bytes(model) -> bytes:
     """A model as the bytes of a ``.keras`` file, for a download button.
 
     Example:
-        >>> data = model_to_bytes(model)  # doctest: +SKIP
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> data = model_to_bytes(model)
         >>> data[:2]
         b'PK'
     """
@@ -53,7 +55,14 @@ def load_model_bytes(data: bytes, *, max_bytes: int = MAX_MODEL_BYTES):
             built; the message says which.
 
     Example:
-        >>> model = load_model_bytes(model_to_bytes(model))  # doctest: +SKIP
+        >>> keras = device.keras()
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> load_model_bytes(model_to_bytes(model)).count_params()
+        10
+        >>> load_model_bytes(b"not a zip")
+        Traceback (most recent call last):
+        ...
+        cvcore.errors.InvalidModelError: This is not a .keras model file (it is not a zip archive). Save the model with model.save('name.keras') and upload that.
     """
     keras = device.keras()
     from . import layers  # noqa: F401  registers cvcore's own layers, so models that hold them load in safe mode

@@ -92,7 +92,7 @@ def build_transfer_model(base, input_shape, num_classes, *, weights="imagenet", 
         CvcoreError: a bad argument; the message names it.
 
     Example:
-        >>> model = build_transfer_model("vgg16", (150, 150, 3), 12, weights=None)  # doctest: +SKIP
+        >>> model = build_transfer_model("vgg16", (150, 150, 3), 12, weights=None)
         >>> model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights)
         (14813004, 98316)
     """
@@ -128,8 +128,9 @@ def head_layers(x, num_classes, *, head="flatten", dropout=0.0):
     cached features fits the transfer model's (``model.get_layer("predictions")``).
 
     Example:
-        >>> feats = keras.Input((4, 4, 512))  # doctest: +SKIP
-        >>> keras.Model(feats, head_layers(feats, 12)).count_params()  # doctest: +SKIP
+        >>> keras = device.keras()
+        >>> feats = keras.Input((4, 4, 512))
+        >>> keras.Model(feats, head_layers(feats, 12)).count_params()
         98316
     """
     keras = device.keras()
@@ -150,7 +151,8 @@ def base_of(model):
         The base model, e.g. the layer named ``"vgg16"``.
 
     Example:
-        >>> base_of(model).name  # doctest: +SKIP
+        >>> model = build_transfer_model("vgg16", (32, 32, 3), 12, weights=None)
+        >>> base_of(model).name
         'vgg16'
     """
     keras = device.keras()
@@ -166,7 +168,8 @@ def base_layer_names(model) -> list:
     :func:`unfreeze` counts from the top).
 
     Example:
-        >>> base_layer_names(model)[-4:]  # VGG16  # doctest: +SKIP
+        >>> model = build_transfer_model("vgg16", (32, 32, 3), 12, weights=None)
+        >>> base_layer_names(model)[-4:]
         ['block5_conv1', 'block5_conv2', 'block5_conv3', 'block5_pool']
     """
     return [layer.name for layer in base_of(model).layers if type(layer).__name__ != "InputLayer"]
@@ -176,7 +179,8 @@ def default_finetune_layers(model) -> int:
     """How many top layers of the base fine-tuning unfreezes by default (see :data:`FINETUNE_AFTER`).
 
     Example:
-        >>> default_finetune_layers(model)  # VGG16: block5  # doctest: +SKIP
+        >>> model = build_transfer_model("vgg16", (32, 32, 3), 12, weights=None)
+        >>> default_finetune_layers(model)  # VGG16: block5
         4
     """
     names = base_layer_names(model)
@@ -202,7 +206,8 @@ def flat_model(model):
         the base's layers, the head's layers; tagged ``"raw"``.
 
     Example:
-        >>> [layer.name for layer in flat_model(model).layers][:3]  # doctest: +SKIP
+        >>> model = build_transfer_model("vgg16", (32, 32, 3), 12, weights=None)
+        >>> [layer.name for layer in flat_model(model).layers][:3]
         ['pixels', 'imagenet_preprocessing', 'block1_conv1']
     """
     keras = device.keras()
@@ -254,8 +259,9 @@ def unfreeze(model, n_layers) -> int:
         The number of trainable parameters of the whole model.
 
     Example:
-        >>> unfreeze(model, 4)  # VGG16, 150 x 150, Flatten + Dense(12)  # doctest: +SKIP
-        7177740
+        >>> model = build_transfer_model("vgg16", (32, 32, 3), 12, weights=None)
+        >>> unfreeze(model, 4)  # block5's 3 convolutions (7,079,424) and the head (6,156)
+        7085580
     """
     base = base_of(model)
     layers = [layer for layer in base.layers if type(layer).__name__ != "InputLayer"]
@@ -332,8 +338,8 @@ def extract_features(base_model, images, *, batch_size=32, cache_dir=None, on_pr
         ExtractionStopped: ``should_stop()`` returned true.
 
     Example:
-        >>> base = load_application("vgg16", weights=None, include_top=False, input_shape=(64, 64, 3))  # doctest: +SKIP
-        >>> extract_features(base, np.zeros((5, 64, 64, 3), np.uint8)).shape  # doctest: +SKIP
+        >>> base = load_application("vgg16", weights=None, include_top=False, input_shape=(64, 64, 3))
+        >>> extract_features(base, np.zeros((5, 64, 64, 3), np.uint8)).shape
         (5, 2, 2, 512)
     """
     if not hasattr(base_model, "predict_on_batch") or not hasattr(base_model, "weights"):

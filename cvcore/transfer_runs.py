@@ -183,7 +183,14 @@ def select_train(dataset, max_per_class=None):
     ``max_per_class`` per class (the first ones, in file order), for quick runs.
 
     Example:
-        >>> paths, labels = select_train(ds, 20)  # doctest: +SKIP
+        >>> import tempfile
+        >>> from cvcore.folders import ImageDataset, scan_image_folder
+        >>> from cvcore.samples import write_dataset_folder
+        >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=5, size=8)
+        >>> ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+        >>> paths, labels = select_train(ds, 2)
+        >>> len(paths), labels[:4].tolist()
+        (20, [0, 0, 1, 1])
     """
     paths, labels = dataset.subset("train")
     if max_per_class is None:
@@ -208,7 +215,7 @@ def logistic_model(input_shape, num_classes):
     """The seed's baseline: raw pixels -> Rescaling(1/255) -> Flatten -> Dense(softmax).
 
     Example:
-        >>> logistic_model((150, 150, 3), 12).count_params()  # doctest: +SKIP
+        >>> logistic_model((150, 150, 3), 12).count_params()
         810012
     """
     keras = device.keras()
@@ -253,9 +260,15 @@ def run_transfer(config: TransferConfig, dataset, ctx=None, *, cache_dir=None) -
             weights cannot be had.
 
     Example:
-        >>> cfg = TransferConfig(mode="features", base="vgg16", image_size=150)  # doctest: +SKIP
-        >>> result = run_transfer(cfg, ds, cache_dir="~/.cache/convnet-explorer/features")  # doctest: +SKIP
-        >>> result.evaluation.accuracy  # doctest: +SKIP
+        >>> import tempfile
+        >>> from cvcore.folders import ImageDataset, scan_image_folder
+        >>> from cvcore.samples import write_dataset_folder
+        >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=5, size=8)
+        >>> ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+        >>> cfg = TransferConfig(mode="baseline", base="vgg16", image_size=32, epochs=2)
+        >>> result = run_transfer(cfg, ds)
+        >>> len(result.history["val_accuracy"]), result.stopped, 0 <= result.evaluation.accuracy <= 1
+        (2, False, True)
     """
     _validate(config)
     c = config
@@ -460,8 +473,8 @@ def transfer_summary(base, image_size, num_classes, *, head="flatten", dropout=0
         ``"feature_shape"``: the base's output per image.
 
     Example:
-        >>> s = transfer_summary("vgg16", 150, 12)  # doctest: +SKIP
-        >>> s["base"]["total"], s["model"]["total"], s["model"]["trainable"]  # doctest: +SKIP
+        >>> s = transfer_summary("vgg16", 150, 12)
+        >>> s["base"]["total"], s["model"]["total"], s["model"]["trainable"]
         (14714688, 14813004, 98316)
     """
     model = transfer.build_transfer_model(base, (int(image_size), int(image_size), 3), num_classes, weights=None,
@@ -501,7 +514,7 @@ def mode_params(summary: dict, image_size: int, num_classes: int) -> dict:
     "non_trainable"}}`` (the baseline's is the logistic regression on ``image_size`` pixels).
 
     Example:
-        >>> mode_params(transfer_summary("vgg16", 150, 12), 150, 12)["finetune"]["trainable"]  # doctest: +SKIP
+        >>> mode_params(transfer_summary("vgg16", 150, 12), 150, 12)["finetune"]["trainable"]
         7177740
     """
     baseline = int(image_size) ** 2 * 3 * int(num_classes) + int(num_classes)
@@ -524,8 +537,8 @@ def mode_costs(summary: dict, image_size: int, num_classes: int, n_train: int, n
         ``{mode: {"once": MACs before the first epoch, "per_epoch": MACs per epoch}}``.
 
     Example:
-        >>> costs = mode_costs(transfer_summary("vgg16", 150, 12), 150, 12, 4000, 144)  # doctest: +SKIP
-        >>> costs["frozen"]["per_epoch"] / costs["features"]["per_epoch"] > 100  # doctest: +SKIP
+        >>> costs = mode_costs(transfer_summary("vgg16", 150, 12), 150, 12, 4000, 144)
+        >>> costs["frozen"]["per_epoch"] / costs["features"]["per_epoch"] > 100
         True
     """
     base, head, top = summary["base_macs"], summary["head_macs"], summary["top_macs"]

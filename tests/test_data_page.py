@@ -1,6 +1,5 @@
 """AppTest tests of the Data page: demo folders, zip uploads good and bad, the split, server folders."""
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -9,7 +8,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, metrics
+from apptest_helpers import assert_clean, metrics, rerun_until
 
 from cvcore import samples
 from test_data import huge_png_header
@@ -153,11 +152,8 @@ def test_cleaned_images_become_the_data_set_with_the_same_split():
     original = at.session_state["cvx_dataset"]
     at.switch_page("pages/background.py").run()
     at.button(key="bg_folder_run").click().run()
-    deadline = time.time() + 60
-    while "bg_folder_result" not in at.session_state and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-    assert_clean(at)
+    rerun_until(at, lambda at: "bg_folder_result" in at.session_state, timeout=60,
+                what="the background removal's result")
     at.button(key="bg_use").click().run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]

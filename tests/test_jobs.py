@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from apptest_helpers import wait_until
 from cvcore import jobs
 from cvcore.errors import CvcoreError
 from cvcore.jobs import JobBusyError, JobManager
@@ -11,13 +12,9 @@ from cvcore.jobs import JobBusyError, JobManager
 WAIT = 10  # seconds; generous for a busy 2-core machine
 
 
-def _until(predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
+def _until(predicate, what, timeout=WAIT):
+    """Wait on the condition itself; fail saying what did not happen."""
+    return wait_until(predicate, timeout=timeout, what=what, interval=0.005)
 
 
 def _gated():
@@ -59,7 +56,7 @@ def test_progress_is_the_latest_report(manager):
         return "ok"
 
     job = manager.submit("s1", fn)
-    assert _until(lambda: job.progress.get("step") == 3)
+    _until(lambda: job.progress.get("step") == 3, "the job's report of step 3")
     copy = job.progress
     copy["step"] = 99
     assert job.progress == {"step": 3, "steps": 3}  # a copy each time
@@ -79,14 +76,15 @@ def test_bound_and_fifo_queue(manager):
 
         gates.append(gate)
         submitted.append(manager.submit(f"s{i}", wrapped, name=f"job{i}"))
-    assert _until(lambda: len(started) == 2)
-    time.sleep(0.05)
+    _until(lambda: len(started) == 2, "two jobs started")
+    # The manager starts jobs under its lock as they are submitted: what it counts now is final
+    # until a job ends (none can: every gate is closed).
     assert manager.running_count == 2 and manager.queued_count == 3
     assert [j.status for j in submitted] == ["running", "running", "queued", "queued", "queued"]
     assert [j.queue_position() for j in submitted] == [None, None, 1, 2, 3]
     gates[1].set()  # the second finishes: the third starts, the others move up
     assert submitted[1].wait(WAIT)
-    assert _until(lambda: submitted[2].status == "running")
+    _until(lambda: submitted[2].status == "running", "the third job running once the second ended")
     assert [j.queue_position() for j in submitted[3:]] == [1, 2]
     assert manager.running_count == 2
     for gate in gates:
@@ -117,7 +115,7 @@ def test_one_active_job_per_session(manager):
 def test_stop_a_running_job(manager):
     gate, fn = _gated()
     job = manager.submit("s1", fn)
-    assert _until(lambda: job.status == "running")
+    _until(lambda: job.status == "running", "the job running")
     job.stop()
     assert job.stop_requested
     assert job.wait(WAIT)
@@ -136,7 +134,9 @@ def test_stop_a_queued_job_never_runs_it():
     assert manager.queued_count == 0
     gate.set()
     assert first.wait(WAIT)
-    time.sleep(0.05)
+    # One job at a time, first in first out: had the stopped job stayed queued, it would run before
+    # this one; once this one has run, it is certain the stopped one never did.
+    assert manager.submit("c", lambda ctx: "after").wait(WAIT)
     assert ran == []
     assert manager.submit("b", lambda ctx: "new").wait(WAIT)  # the session is free again
 
@@ -245,7 +245,7 @@ def test_training_job_end_to_end():
                      on_progress=ctx.report, should_stop=ctx.should_stop, progress_interval=0)
 
     job = manager.submit("s", fn, name="train")
-    assert _until(lambda: job.progress.get("steps_run", 0) >= 3, timeout=60)
+    _until(lambda: job.progress.get("steps_run", 0) >= 3, "three training steps reported", timeout=60)
     job.stop()
     assert job.wait(60)
     assert job.status == "stopped", job.error

@@ -1,16 +1,14 @@
 """AppTest tests of the Transfer page: offline weights, Keras' counts (the seed's), every mode trained as a
 background job with Stop, the runs compared and judged, the model handed to the Visualize page, bad input."""
-import time
-
 import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, errors, metrics
+from apptest_helpers import assert_clean, errors, metrics, rerun_until, wait_until
 
-from cvcore import samples
+from cvcore import jobs, samples
 from cvcore.folders import ImageDataset, scan_image_folder
 
 TIMEOUT = 180
@@ -54,13 +52,8 @@ def train(at, mode, *, epochs=1, timeout=300):
     at.number_input(key=f"tl_epochs_{mode}").set_value(epochs).run()
     at.button(key="tl_train").click().run()
     assert_clean(at)
-    deadline = time.time() + timeout
-    while "tl_job_id" in at.session_state and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-        assert_clean(at)
-        if errors(at):
-            break
+    rerun_until(at, lambda at: "tl_job_id" not in at.session_state or errors(at), timeout=timeout,
+                what=f"the {mode} run's end")
     runs = at.session_state["tl_runs"]
     assert len(runs) == before + 1, errors(at)
     return runs[-1]
@@ -144,22 +137,13 @@ def test_a_run_can_be_stopped_and_is_kept_as_stopped():
     at.radio(key="tl_mode").set_value("scratch").run()
     at.number_input(key="tl_epochs_scratch").set_value(200).run()
     at.button(key="tl_train").click().run()
-    deadline = time.time() + 120
-    while time.time() < deadline:  # until an epoch has ended: the run has something to keep
-        at.run()
-        job_id = at.session_state["tl_job_id"]
-        from cvcore import jobs
-
-        progress = jobs.default_manager().get(job_id).progress or {}
-        if progress.get("history", {}).get("loss"):
-            break
-        time.sleep(0.5)
+    job = jobs.default_manager().get(at.session_state["tl_job_id"])
+    # Until an epoch has ended: the run has something to keep.
+    wait_until(lambda: (job.progress or {}).get("history", {}).get("loss"), timeout=120, interval=0.2,
+               what="a first epoch in the job's progress", details=lambda: f"job status {job.status}")
+    rerun_until(at, lambda at: any(b.key == "tl_stop" for b in at.button), timeout=30, what="the Stop button")
     at.button(key="tl_stop").click().run()
-    deadline = time.time() + 120
-    while "tl_job_id" in at.session_state and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-    assert_clean(at)
+    rerun_until(at, lambda at: "tl_job_id" not in at.session_state, timeout=120, what="the stopped run's end")
     run = at.session_state["tl_runs"][-1]
     assert run["stopped"] and 1 <= run["epochs_run"] < 200 and run["evaluation"] is not None
 
@@ -187,11 +171,7 @@ def test_a_file_gone_since_the_scan_fails_the_run_with_a_message(tmp_path):
     at.number_input(key="tl_side_vgg16").set_value(32).run()
     at.radio(key="tl_mode").set_value("baseline").run()
     at.button(key="tl_train").click().run()
-    deadline = time.time() + 60
-    while not errors(at) and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-    assert_clean(at)
+    rerun_until(at, errors, timeout=60, what="an error message on the page")
     assert "Training failed" in errors(at) and "scan it again" in errors(at)
 
 

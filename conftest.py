@@ -1,9 +1,16 @@
-"""Shared test setup: quiet TensorFlow, the project root on sys.path."""
+"""What every pytest run shares: the project root importable, TensorFlow quiet, nothing downloaded.
+
+The tests (``tests/``) and cvcore's docstring examples (``pytest --doctest-modules cvcore``, part of
+the test command through ``pytest.ini``) both see these fixtures. Each docstring example runs in a
+temporary folder of its own (``tempfile.mkdtemp()`` lands there, as does the app's state folder)
+and offline, as every test does.
+"""
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -31,4 +38,16 @@ def offline_weights(monkeypatch, tmp_path):
 
     monkeypatch.setattr(file_utils, "get_file", offline)  # what keras.applications call
     monkeypatch.setattr(keras.utils, "get_file", offline)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _docstring_examples_in_a_sandbox(request, tmp_path, monkeypatch):
+    """A docstring example writes into its own temporary folder and never downloads."""
+    if type(request.node).__name__ != "DoctestItem":
+        yield
+        return
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("CVCORE_STATE_DIR", str(tmp_path / "state"))
+    request.getfixturevalue("offline_weights")
     yield
