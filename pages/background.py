@@ -119,9 +119,10 @@ def target_table(method: str, prefix: str, max_threshold: float, unit: str, *, i
     shown."""
     presets = bg.TARGET_PRESETS[method]
     blurs = ", ".join(f"{name}: {preset['median']}" for name, preset in presets.items())
-    st.selectbox("Preset", list(presets), key=f"bg_{prefix}_preset", on_change=apply_preset, args=(method, prefix),
-                 help="Target colours to start from: the chapter's four greens with its thresholds, or brighter "
-                      f"greens. Picking one replaces the table and sets the median blur that goes with it ({blurs}).")
+    st.columns([2, 3])[0].selectbox(
+        "Preset", list(presets), key=f"bg_{prefix}_preset", on_change=apply_preset, args=(method, prefix),
+        help="Target colours to start from: the chapter's four greens with its thresholds, or brighter "
+             f"greens. Picking one replaces the table and sets the median blur that goes with it ({blurs}).")
     defaults = preset_of(method, prefix)["targets"]
     base, version = f"bg_{prefix}_rows", f"bg_{prefix}_version"
     if base not in st.session_state:
