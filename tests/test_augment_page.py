@@ -91,7 +91,7 @@ def test_new_seed_draws_other_versions_and_the_seed_repeats_them():
 
 @pytest.mark.parametrize("key, value, message", [
     ("aug_k_rescale", "abc", "`rescale` is 'abc'"),
-    ("aug_k_rescale", "0", "`rescale` must be a positive number"),
+    ("aug_k_rescale", "0", "`rescale` (1/255 for pixels in [0, 1], or null for none) must be a number greater than 0"),
     ("aug_k_cval", 1e9, "`cval`"),
 ])
 def test_a_bad_value_shows_an_error_not_a_traceback(key, value, message):
