@@ -342,11 +342,9 @@ class ImageDataset:
         a file with no match goes to training.
 
         Example:
-            >>> import tempfile
-            >>> from cvcore.samples import write_dataset_folder
-            >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=3, size=8)
-            >>> original = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
-            >>> same = ImageDataset.from_scan_like(scan_image_folder(root), original)
+            >>> from cvcore.samples import digits_dataset
+            >>> original = digits_dataset(per_class=3)
+            >>> same = ImageDataset.from_scan_like(scan_image_folder(original.root), original)
             >>> bool((same.validation == original.validation).all()), int(same.validation.sum())
             (True, 10)
         """

@@ -153,12 +153,8 @@ def image_dataset(paths, labels, side: int, *, batch_size: int = 32, shuffle: bo
         CvcoreError: bad arguments (no files, labels of another length, ...).
 
     Example:
-        >>> import tempfile
-        >>> from cvcore.folders import ImageDataset, scan_image_folder
-        >>> from cvcore.samples import write_dataset_folder
-        >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=4, size=8)
-        >>> ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
-        >>> paths, labels = ds.subset("train")
+        >>> from cvcore.samples import digits_dataset
+        >>> paths, labels = digits_dataset(per_class=4).subset("train")
         >>> train = image_dataset(paths, labels, 32, batch_size=10, shuffle=True, seed=0)
         >>> len(train), [tuple(t.shape) for t in next(iter(train))]
         (3, [(10, 32, 32, 3), (10,)])

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import CvcoreError
 
-__all__ = ["LEAF_GREENS", "SEEDLING_CLASSES", "DEMO_FOLDERS", "DEMO_VERSIONS", "seedling_photo",
+__all__ = ["LEAF_GREENS", "SEEDLING_CLASSES", "DEMO_FOLDERS", "DEMO_VERSIONS", "seedling_photo", "digits_dataset",
            "write_seedlings_folder", "write_dataset_folder", "demo_folder_name", "demo_folder"]
 
 # The leaf greens of the plant seedlings chapter (its four background-removal targets): the
@@ -223,6 +223,36 @@ def write_dataset_folder(dest, name: str = "fashion_mnist", *, per_class: int = 
                 img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
             Image.fromarray(np.repeat(img[:, :, None], 3, axis=2)).save(folder / f"{i:04d}.png")
     return dest
+
+
+def digits_dataset(dest=None, *, per_class: int = 5, size: int = 8, validation_per_class: int = 1):
+    """A small data set, ready to train on: digits written as PNG class folders, scanned and split.
+
+    For examples and quick tests of what takes an :class:`~cvcore.folders.ImageDataset`.
+
+    Args:
+        dest: a folder that does not exist yet or is empty; by default a new temporary one.
+        per_class: images per class (10 classes), 2 to 6000.
+        size: the images' side in pixels.
+        validation_per_class: images per class set aside for validation (a seeded, stratified split).
+
+    Returns:
+        The :class:`~cvcore.folders.ImageDataset`.
+
+    Raises:
+        CvcoreError: a bad argument (named, with the value received).
+
+    Example:
+        >>> ds = digits_dataset(per_class=5)
+        >>> len(ds), int(ds.validation.sum()), ds.classes[:3]
+        (50, 10, ['0', '1', '2'])
+    """
+    from .folders import ImageDataset, scan_image_folder
+
+    if dest is None:
+        dest = Path(tempfile.mkdtemp(prefix="cvcore-digits-")) / "digits"
+    root = write_dataset_folder(dest, "digits", per_class=per_class, size=size)
+    return ImageDataset.from_scan(scan_image_folder(root), name="Digits", per_class=validation_per_class)
 
 
 # Offline demo data sets for the Data page: name -> (title, writer arguments).

@@ -183,12 +183,8 @@ def select_train(dataset, max_per_class=None):
     ``max_per_class`` per class (the first ones, in file order), for quick runs.
 
     Example:
-        >>> import tempfile
-        >>> from cvcore.folders import ImageDataset, scan_image_folder
-        >>> from cvcore.samples import write_dataset_folder
-        >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=5, size=8)
-        >>> ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
-        >>> paths, labels = select_train(ds, 2)
+        >>> from cvcore.samples import digits_dataset
+        >>> paths, labels = select_train(digits_dataset(per_class=5), 2)
         >>> len(paths), labels[:4].tolist()
         (20, [0, 0, 1, 1])
     """
@@ -260,13 +256,9 @@ def run_transfer(config: TransferConfig, dataset, ctx=None, *, cache_dir=None) -
             weights cannot be had.
 
     Example:
-        >>> import tempfile
-        >>> from cvcore.folders import ImageDataset, scan_image_folder
-        >>> from cvcore.samples import write_dataset_folder
-        >>> root = write_dataset_folder(tempfile.mkdtemp() + "/d", "digits", per_class=5, size=8)
-        >>> ds = ImageDataset.from_scan(scan_image_folder(root), per_class=1)
+        >>> from cvcore.samples import digits_dataset
         >>> cfg = TransferConfig(mode="baseline", base="vgg16", image_size=32, epochs=2)
-        >>> result = run_transfer(cfg, ds)
+        >>> result = run_transfer(cfg, digits_dataset(per_class=5))
         >>> len(result.history["val_accuracy"]), result.stopped, 0 <= result.evaluation.accuracy <= 1
         (2, False, True)
     """
