@@ -426,7 +426,9 @@ def custom_objects() -> dict:
         >>> list(custom_objects())
         ['cvcore>CentredRandomShear']
     """
-    return {"cvcore>CentredRandomShear": _centred_shear()}
+    from .layers import custom_objects as layer_objects
+
+    return layer_objects("CentredRandomShear")
 
 
 def _layer_seeds(seed: int, n: int) -> list[int]:

@@ -100,11 +100,20 @@ class ImagenetPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def custom_objects() -> dict:
-    """Every layer of this module by its registered name, for ``keras.saving.load_model``.
+def custom_objects(*names: str) -> dict:
+    """This module's layers by their registered names, for ``keras.saving.load_model``.
+
+    Args:
+        *names: class names to include (``"CentredRandomShear"``, ...); none: every layer.
+
+    Returns:
+        ``{"cvcore>ClassName": the class}``.
 
     Example:
         >>> sorted(custom_objects())
         ['cvcore>CentredRandomShear', 'cvcore>ImagenetPreprocessing']
+        >>> custom_objects("ImagenetPreprocessing")
+        {'cvcore>ImagenetPreprocessing': <class 'cvcore.layers.ImagenetPreprocessing'>}
     """
-    return {"cvcore>CentredRandomShear": CentredRandomShear, "cvcore>ImagenetPreprocessing": ImagenetPreprocessing}
+    every = {cls.__name__: cls for cls in (CentredRandomShear, ImagenetPreprocessing)}
+    return {f"cvcore>{name}": cls for name, cls in every.items() if not names or name in names}

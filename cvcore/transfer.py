@@ -65,7 +65,9 @@ def custom_objects() -> dict:
         >>> list(custom_objects())
         ['cvcore>ImagenetPreprocessing']
     """
-    return {"cvcore>ImagenetPreprocessing": _preprocessing_layer()}
+    from .layers import custom_objects as layer_objects
+
+    return layer_objects("ImagenetPreprocessing")
 
 
 def build_transfer_model(base, input_shape, num_classes, *, weights="imagenet", head="flatten", dropout=0.0):
