@@ -1,7 +1,10 @@
 """Judging a trained classifier: accuracy, confusion matrix, mistakes, and the fit's shape.
 
 Pure functions over numpy arrays (predictions come from
-:func:`predict_proba`, which runs the model once in batches).
+:func:`predict_proba`, which runs the model once in batches and reads its
+outputs by the one rule for a model's output, :mod:`cvcore.outputs`: a
+softmax's as they are, the softmax of the logits beneath a sigmoid, the
+softmax of logits).
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import outputs
 from .errors import CvcoreError, ShapeError
 
 __all__ = [
@@ -25,22 +29,32 @@ def predict_proba(model, x, *, batch_size: int = 512) -> np.ndarray:
     """Class probabilities for a batch of images, N x K float32.
 
     uint8 images (0..255) are scaled to [0, 1] and given a channel axis, as
-    :func:`cvcore.training.prepare_images` does for training.
+    :func:`cvcore.training.prepare_images` does for training. The outputs
+    are read by the model's ending (:func:`cvcore.outputs.probabilities` of
+    :func:`cvcore.outputs.output_kind`), so that they are the probabilities
+    the training loss saw, whether the model ends in a softmax, a sigmoid or
+    logits.
 
     Args:
-        model: a Keras classifier whose last layer is a softmax.
+        model: a Keras classifier (its output: one score per class).
         x: N x H x W (grayscale) or N x H x W x C images.
         batch_size: images per forward pass.
 
+    Returns:
+        N x K float32, each row summing to 1.
+
     Example:
-        >>> p = predict_proba(model, x_test[:8])  # doctest: +SKIP
-        >>> p.shape
-        (8, 10)
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # untrained: any probabilities
+        >>> p = predict_proba(model, np.zeros((8, 28, 28), np.uint8))
+        >>> p.shape, bool(np.allclose(p.sum(axis=1), 1))
+        ((8, 10), True)
     """
     from .training import prepare_images
 
     x = prepare_images(x, model.input_shape[1:])
-    return np.asarray(model.predict(x, batch_size=int(batch_size), verbose=0), dtype=np.float32)
+    scores = model.predict(x, batch_size=int(batch_size), verbose=0)
+    return outputs.probabilities(scores, outputs.output_kind(model))
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
@@ -69,7 +83,8 @@ class Evaluation:
 
     Attributes:
         accuracy: fraction correct.
-        loss: mean sparse categorical cross-entropy.
+        loss: mean sparse categorical cross-entropy of :attr:`proba` (the
+            training loss, whatever the model's ending).
         proba: N x K predicted probabilities.
         predicted: N predicted classes.
         confusion: K x K counts, rows true, columns predicted.
@@ -88,7 +103,8 @@ def evaluate(model, x, y, *, num_classes: int | None = None, batch_size: int = 5
     """Accuracy, loss, confusion matrix and the mistakes of a classifier.
 
     Args:
-        model: a trained Keras classifier ending in softmax.
+        model: a trained Keras classifier ending in a softmax, a sigmoid or
+            logits (:mod:`cvcore.outputs`).
         x: N images (uint8 0..255 or float in [0, 1]).
         y: N integer labels.
         num_classes: K; by default the model's output width.
@@ -98,9 +114,11 @@ def evaluate(model, x, y, *, num_classes: int | None = None, batch_size: int = 5
         An :class:`Evaluation`.
 
     Example:
-        >>> ev = evaluate(model, x_test, y_test)  # doctest: +SKIP
-        >>> round(ev.accuracy, 3), ev.confusion.shape
-        (0.871, (10, 10))
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])
+        >>> ev = evaluate(model, np.zeros((4, 28, 28), np.uint8), [0, 1, 2, 3])
+        >>> ev.confusion.shape, int(ev.confusion.sum()), 0.0 <= ev.accuracy <= 1.0
+        ((10, 10), 4, True)
     """
     y = np.asarray(y, dtype=np.int64).ravel()
     if len(x) != len(y):

@@ -1,15 +1,23 @@
 """A training run as a standalone Keras 3 script: the page's settings as plain code.
 
-The script uses only Keras, NumPy (and scikit-learn for the bundled digits),
-the same data slices as the page (the first ``n_train`` training images, the
-first ``n_val`` test images for validation, the whole test set for the final
-score), the same model, optimizer, batch size, epochs and seed.
+The script uses only Keras, NumPy (TensorFlow's ``tf.data`` for a fast run,
+scikit-learn and OpenCV for the bundled digits), the same data slices as the
+page (the first ``n_train`` training images, the first ``n_val`` test images
+for validation, the whole test set for the final score), the same model,
+optimizer, loss (:func:`cvcore.outputs.loss_code` of the model's ending),
+batch size, epochs and seed, and the same order of batches: a fast run's
+seeded ``tf.data`` shuffle (as :func:`cvcore.training.train` builds it with
+``fast=True``), or ``model.fit``'s own shuffle of arrays. With the same seed
+on the same machine, its first epoch's loss matches the page's (the tests
+check 2% for a softmax-, a sigmoid- and a linear-ended model). It ends by
+printing the history, one JSON line, beside the test accuracy.
 """
 from __future__ import annotations
 
 import json
 import math
 
+from . import outputs
 from .errors import CvcoreError, SpecError
 
 __all__ = ["training_script"]
@@ -87,15 +95,25 @@ def _optimizer_code(optimizer) -> str:
     return f"keras.optimizers.{name}({args})"
 
 
-def _ends_in_softmax(spec: dict) -> bool:
-    for layer in reversed(spec["layers"]):
-        if layer["type"] in ("Dense", "Activation"):
-            return layer.get("activation") == "softmax"
-    return False
+_KIND_NOTES = {
+    "softmax": "ends in a softmax: Keras computes the loss from the logits beneath it",
+    "sigmoid": "ends in a sigmoid: Keras computes the loss from the logits beneath it, as for a softmax",
+    "logits": "ends in logits (class scores): the loss applies the softmax",
+}
+
+
+def _fit_code(fast: bool, seed: int, batch_size: int, epochs: int, validation: str) -> str:
+    if not fast:
+        return (f"history = model.fit(x_train, y_train, batch_size={batch_size}, epochs={epochs}, {validation})")
+    return f'''# The page's fast mode: a seeded tf.data shuffle of the whole set, reshuffled every epoch.
+train_data = tf.data.Dataset.from_tensor_slices((x_train, y_train)).cache()
+train_data = train_data.shuffle(len(x_train), seed={seed}, reshuffle_each_iteration=True)
+train_data = train_data.batch({batch_size}).prefetch(tf.data.AUTOTUNE)
+history = model.fit(train_data, epochs={epochs}, {validation})'''
 
 
 def training_script(spec: dict, *, dataset: str, n_train: int, n_val: int, optimizer="adam", epochs: int,
-                    batch_size: int, seed: int = 0, title: str = "") -> str:
+                    batch_size: int, seed: int = 0, title: str = "", fast: bool = True) -> str:
     """A standalone Keras 3 script that reproduces a run of the Train page.
 
     Args:
@@ -106,9 +124,18 @@ def training_script(spec: dict, *, dataset: str, n_train: int, n_val: int, optim
         optimizer: a name or a dict as :func:`cvcore.training.make_optimizer` takes it.
         epochs, batch_size, seed: as trained.
         title: a line for the script's docstring.
+        fast: the run's fast setting (the Train page's default, on): the
+            batches come in the order of fast mode's seeded ``tf.data``
+            shuffle; off, in the order of ``model.fit``'s shuffle of arrays.
 
     Returns:
-        Python source. Running it trains the same model and prints the test accuracy.
+        Python source. Running it trains the same model, prints the test
+        accuracy, then ``history: `` and the history as JSON (the loss and
+        accuracy per epoch, as the page's curves show them).
+
+    Raises:
+        CvcoreError: for an unknown data set or a bad count.
+        SpecError: for a spec that is not a dict of layers.
 
     Example:
         >>> src = training_script(PRESETS["Basic CNN (6 and 12 filters)"], dataset="mnist", n_train=60000,
@@ -121,10 +148,11 @@ def training_script(spec: dict, *, dataset: str, n_train: int, n_val: int, optim
     for name, value in (("n_train", n_train), ("n_val", n_val), ("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, int) or value < (0 if name == "n_val" else 1):
             raise CvcoreError(f"`{name}` must be a positive integer; received {value!r}.")
+    if not isinstance(fast, bool):
+        raise CvcoreError(f"`fast` must be True or False; received {fast!r}.")
     input_shape = tuple(int(v) for v in spec["input_shape"])
     layer_lines = "\n".join(f"    {_layer_code(layer)}," for layer in spec["layers"])
-    loss = ('"sparse_categorical_crossentropy"' if _ends_in_softmax(spec)
-            else "keras.losses.SparseCategoricalCrossentropy(from_logits=True)")
+    kind = outputs.spec_output_kind(spec)
     validation = ("validation_data=(x_val, y_val)" if n_val else "validation_data=None")
     header = title or "A ConvNet Explorer training run"
     return f'''"""{header}, as a standalone Keras 3 script.
@@ -132,9 +160,11 @@ def training_script(spec: dict, *, dataset: str, n_train: int, n_val: int, optim
 Model spec (cvcore.models.build_model):
 {json.dumps(spec)}
 """
+import json
+
 import numpy as np
 import keras
-from keras import layers, regularizers
+{"import tensorflow as tf" + chr(10) if fast else ""}from keras import layers, regularizers
 
 keras.utils.set_random_seed({int(seed)})
 
@@ -155,8 +185,10 @@ model = keras.Sequential([
 {layer_lines}
 ])
 model.summary()
-model.compile(optimizer={_optimizer_code(optimizer)}, loss={loss}, metrics=["accuracy"])
-history = model.fit(x_train, y_train, batch_size={int(batch_size)}, epochs={int(epochs)}, {validation})
+# The model {_KIND_NOTES[kind]}.
+model.compile(optimizer={_optimizer_code(optimizer)}, loss={outputs.loss_code(kind)}, metrics=["accuracy"])
+{_fit_code(fast, int(seed), int(batch_size), int(epochs), validation)}
 test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
 print(f"test accuracy: {{test_accuracy:.4f}}")
+print("history:", json.dumps({{key: [float(v) for v in values] for key, values in history.history.items()}}))
 '''

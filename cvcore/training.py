@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from . import checks, device
+from . import checks, device, outputs
 from .errors import CvcoreError, ShapeError
 
 __all__ = [
@@ -494,17 +494,6 @@ def _output_units(model) -> int:
     return int(shape[1])
 
 
-def _ends_in_probabilities(model) -> bool:
-    for layer in reversed(model.layers):
-        activation = getattr(layer, "activation", None)
-        if activation is None:
-            if type(layer).__name__ in ("Dropout", "Flatten", "InputLayer"):
-                continue
-            return False
-        return getattr(activation, "__name__", "") != "linear"
-    return False
-
-
 def train(
     model,
     data,
@@ -521,8 +510,10 @@ def train(
     """Train a classifier in place, with progress reports and a cooperative stop.
 
     Compiling: a model that is not compiled yet is compiled with
-    ``optimizer``, sparse categorical cross-entropy (``from_logits`` when the
-    last layer has no activation) and the ``accuracy`` metric. A model
+    ``optimizer``, the loss of the model's ending (:func:`cvcore.outputs.loss`
+    of :func:`cvcore.outputs.output_kind`: sparse categorical cross-entropy,
+    ``from_logits`` unless it ends in a softmax or a sigmoid) and the
+    ``accuracy`` metric. A model
     compiled elsewhere is trained as compiled (``optimizer`` is ignored);
     one compiled by an earlier call of ``train`` keeps its optimizer and its
     state when ``optimizer`` is the same, and is recompiled otherwise.
@@ -620,7 +611,7 @@ def train(
     ):
         model.compile(
             optimizer=make_optimizer(optimizer if opt_config is None else opt_config),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=not _ends_in_probabilities(model)),
+            loss=outputs.loss(outputs.output_kind(model)),
             metrics=["accuracy"],
         )
         model._cvcore_optimizer = key

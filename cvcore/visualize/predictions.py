@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import outputs
 from ..errors import CvcoreError
 from ..model_inputs import model_input
 
@@ -21,7 +22,10 @@ def top_predictions(model, image, k: int = 5, class_names=None) -> list:
 
     Returns:
         A list of ``(class_index, name, probability)``, most probable first.
-        Outputs that are not probabilities (no softmax) go through one.
+        The outputs are read by the model's ending
+        (:func:`cvcore.outputs.probabilities`): a softmax's as they are, the
+        softmax of the logits beneath a sigmoid, the softmax of logits; one
+        output column is the probability of the positive class.
 
     Example:
         >>> top_predictions(vgg16, photo, k=1)  # doctest: +SKIP
@@ -32,17 +36,9 @@ def top_predictions(model, image, k: int = 5, class_names=None) -> list:
     out = np.asarray(model(model_input(model, image), training=False))
     if out.ndim != 2:
         raise CvcoreError(f"The model's output has shape {out.shape}; a classifier gives one score per class.")
-    scores = out[0].astype(np.float64)
-    n = scores.shape[0]
+    probs = outputs.probabilities(out[0], outputs.output_kind(model))
+    n = probs.shape[0]
     if class_names is not None and len(class_names) != n:
         raise CvcoreError(f"`class_names` has {len(class_names)} names; the model has {n} classes.")
-    if n == 1:  # a single sigmoid unit: the positive class
-        p = float(scores[0])
-        probs = np.array([p]) if 0 <= p <= 1 else 1 / (1 + np.exp(-scores))
-    elif scores.min() >= 0 and abs(scores.sum() - 1) < 1e-3:
-        probs = scores
-    else:
-        e = np.exp(scores - scores.max())
-        probs = e / e.sum()
     order = np.argsort(-probs)[: min(int(k), n)]
     return [(int(i), str(class_names[i]) if class_names is not None else f"class {i}", float(probs[i])) for i in order]
