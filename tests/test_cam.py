@@ -19,7 +19,7 @@ import threading
 import numpy as np
 import pytest
 
-from cvcore import device
+from cvcore import device, outputs
 from cvcore.errors import CvcoreError, ShapeError
 from cvcore.models import PRESETS, build_model
 from cvcore.visualize import CAM_METHODS, class_activation_map, saliency
@@ -216,9 +216,9 @@ def _same_weights_heads(seed=3):
 
 def test_models_ending_in_softmax_are_scored_on_the_logits():
     base, fused, act, soft, seq = _same_weights_heads()
-    assert cam_module._scorer(base).what == "output"
+    assert outputs.score_source(base).what == "output"
     for model in (fused, act, soft, seq):
-        assert cam_module._scorer(model).what == "logit", model.name
+        assert outputs.score_source(model).what == "logit", model.name
     image = _photo(20, 20)
     for method in CAM_METHODS:
         expected = class_activation_map(base, image, 2, method=method)
@@ -522,3 +522,41 @@ def test_cams_localize_the_pattern_that_decides_the_class():
         assert rates["untrained", method] <= 0.5
         assert rates["untrained", method] <= rates["trained", method] - 0.3
     assert rates["trained", "saliency(20)"] >= 0.3
+
+
+# --------------------------------------------------------------------------
+# Score-CAM's progress and stop
+
+
+def test_scorecam_reports_progress_stops_and_resumes(monkeypatch):
+    model = _rgb_model(seed=12)  # its layer `last` has 8 maps
+    monkeypatch.setattr(cam_module, "_SCORECAM_BATCH", 2)  # 4 batches of 2 masked inputs
+    image = _photo(32, 32, seed=12)
+    seen = []
+    full = class_activation_map(model, image, 1, method="scorecam", on_progress=lambda d, t: seen.append((d, t)))
+    _check_map(full, (32, 32))
+    assert seen == [(0, 8), (2, 8), (4, 8), (6, 8), (8, 8)]  # before the first batch, then after each
+    seen.clear()
+    class_activation_map(model, image, 2, method="scorecam", on_progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(8, 8)]  # another class: the masked inputs' probabilities are cached
+    seen.clear()
+    class_activation_map(model, image, 2, method="gradcam", on_progress=lambda d, t: seen.append((d, t)),
+                         should_stop=lambda: True)
+    assert seen == []  # the gradient methods are quick: no progress, no stop
+
+    cam_module.clear_cache()
+    asked = []
+    stopped = class_activation_map(model, image, 1, method="scorecam", on_progress=lambda d, t: seen.append((d, t)),
+                                   should_stop=lambda: asked.append(1) or len(asked) > 2)
+    assert stopped is None  # stopped before its third batch
+    assert seen == [(0, 8), (2, 8), (4, 8)] and len(asked) == 3
+    seen.clear()
+    resumed = class_activation_map(model, image, 1, method="scorecam", on_progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(4, 8), (6, 8), (8, 8)]  # asked again, it goes on from where it stopped
+    np.testing.assert_allclose(resumed, full, atol=1e-6)
+
+    cam_module.clear_cache()
+    assert class_activation_map(model, image, 1, method="scorecam", should_stop=lambda: True) is None
+    for name in ("on_progress", "should_stop"):
+        with pytest.raises(CvcoreError, match=rf"`{name}` must be a function or None; received 3"):
+            class_activation_map(model, image, 1, method="scorecam", **{name: 3})

@@ -11,11 +11,13 @@ preprocessing (:func:`.inputs.to_model_pixels` of the gray start), and the
 step is measured in 0..255 pixel levels, so a step means the same for VGG16
 (``"caffe"``) and for the app's models that take pixels in [0, 1].
 
-* :func:`maximize_filter`: one filter of a layer.
 * :func:`maximize_filters`: a grid of filters, optimized together as one
   batch (image *i* maximizes filter *i*): N filters cost about one batched
   forward and backward pass per step.
-* :func:`maximize_class`: a class score (the logit under a softmax).
+* :func:`maximize_filter`: one filter of a layer (a grid of one).
+* :func:`maximize_class`: a class score, read by the one rule for a model's
+  output (:func:`cvcore.outputs.score_source`: the logit beneath a final
+  softmax or sigmoid).
 * :func:`first_layer_kernels`: the first convolution's kernels, drawn as weights.
 
 How it is fast:
@@ -45,15 +47,13 @@ every thread (several Streamlit sessions at once).
 """
 from __future__ import annotations
 
-import math
-import numbers
 import threading
 import weakref
 from collections import OrderedDict
 
 import numpy as np
 
-from .. import device
+from .. import checks, device, outputs
 from .. import model_inputs as inputs
 from ..errors import CvcoreError, ShapeError
 
@@ -98,53 +98,22 @@ def _check_model(model):
     return h, w, c
 
 
-def _check_int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise CvcoreError(f"`{name}` must be an integer; received {value!r}.")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise CvcoreError(f"`{name}` must be {bounds}; received {value}.")
-    return value
-
-
-def _check_float(name, value, low, high=None, *, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise CvcoreError(f"`{name}` must be a finite number; received {value!r}.")
-    value = float(value)
-    too_low = value <= low if low_open else value < low
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        lo = f"{'above' if low_open else 'at least'} {low:g}"
-        hi = f" and {'below' if high_open else 'at most'} {high:g}" if high is not None else ""
-        raise CvcoreError(f"`{name}` must be {lo}{hi}; received {value:g}.")
-    return value
-
-
-def _check_callable(name, value):
-    if value is not None and not callable(value):
-        raise CvcoreError(f"`{name}` must be a callable or None; received {value!r}.")
-    return value
-
-
 def _check_common(steps, step_size, seed, on_progress, should_stop, progress_every, precision,
                   decay, blur_every, blur_sigma, jitter, display):
-    if display not in DISPLAYS:
-        raise CvcoreError(f"`display` must be one of {', '.join(map(repr, DISPLAYS))}; received {display!r}.")
+    checks.choice(display, "display", DISPLAYS)
     opts = {
-        "steps": _check_int("steps", steps, 1, MAX_STEPS),
-        "step_size": _check_float("step_size", step_size, 0.0, 1000.0, low_open=True),
-        "seed": _check_int("seed", seed, 0, 2**31 - 1),
-        "progress_every": _check_int("progress_every", progress_every, 1),
-        "decay": _check_float("decay", decay, 0.0, 1.0, high_open=True),
-        "blur_every": _check_int("blur_every", blur_every, 0),
-        "blur_sigma": _check_float("blur_sigma", blur_sigma, 0.0, 10.0),
-        "jitter": _check_int("jitter", jitter, 0, 64),
+        "steps": checks.integer(steps, "steps", 1, MAX_STEPS),
+        "step_size": checks.number(step_size, "step_size", 0.0, 1000.0, low_open=True),
+        "seed": checks.integer(seed, "seed", 0, 2**31 - 1),
+        "progress_every": checks.integer(progress_every, "progress_every", 1),
+        "decay": checks.number(decay, "decay", 0.0, 1.0, high_open=True),
+        "blur_every": checks.integer(blur_every, "blur_every", 0),
+        "blur_sigma": checks.number(blur_sigma, "blur_sigma", 0.0, 10.0),
+        "jitter": checks.integer(jitter, "jitter", 0, 64),
     }
-    _check_callable("on_progress", on_progress)
-    _check_callable("should_stop", should_stop)
-    if precision not in PRECISIONS:
-        raise CvcoreError(f"`precision` must be one of {', '.join(map(repr, PRECISIONS))}; received {precision!r}.")
+    checks.callback(on_progress, "on_progress")
+    checks.callback(should_stop, "should_stop")
+    checks.choice(precision, "precision", PRECISIONS)
     return opts
 
 
@@ -152,7 +121,7 @@ def _sizes(model_hw, size, work_size):
     """(working (h, w), output (h, w)) from the model's input size and the arguments."""
     h, w = model_hw
     if size is not None:
-        size = _check_int("size", size, 1, MAX_SIZE)
+        size = checks.integer(size, "size", 1, MAX_SIZE)
     if h is not None and w is not None:
         if work_size is not None:
             raise CvcoreError(
@@ -161,7 +130,7 @@ def _sizes(model_hw, size, work_size):
             )
         return (h, w), ((size, size) if size is not None else (h, w))
     out = size if size is not None else ANY_SIZE_DEFAULT
-    work = _check_int("work_size", work_size, 1, MAX_SIZE) if work_size is not None else out
+    work = checks.integer(work_size, "work_size", 1, MAX_SIZE) if work_size is not None else out
     return (h or work, w or work), (out, out)
 
 
@@ -188,16 +157,6 @@ def _check_spatial_layer(model, layer_name):
     if filters is None:
         raise ShapeError(f"`layer_name` {layer_name!r} has no fixed number of filters.")
     return int(filters)
-
-
-def _check_filter_index(name, value, filters, layer_name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise CvcoreError(f"`{name}` must be an integer; received {value!r}.")
-    if not 0 <= int(value) < filters:
-        raise CvcoreError(
-            f"`{name}` must be from 0 to {filters - 1} (layer {layer_name!r} has {filters} filters); received {value}."
-        )
-    return int(value)
 
 
 # ----------------------------------------------------------------------------- compiled ascent
@@ -288,31 +247,12 @@ class _Net:
 
 
 def _objective(model, target):
-    """(the model cut where the score is read, (how to score its output, a Dense head or None))
+    """``(the model cut where the score is read, the ScoreSource of a class or None for a filter)``
     for ``("filter", layer)`` or ``("class",)``."""
-    keras = device.keras()
-
     if target[0] == "filter":
-        return inputs.submodel(model, [target[1]]), ("filter", None)
-    last = model.layers[-1] if isinstance(model, keras.Sequential) else model.outputs[0]._keras_history.operation
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    is_softmax = type(last).__name__ == "Softmax" or activation == "softmax"
-    if not is_softmax:
-        return inputs.submodel(model, [last.name]), ("output", None)
-    if isinstance(model, keras.Sequential):
-        if len(model.layers) < 2:
-            return inputs.submodel(model, [last.name]), ("log", None)
-        before = model.layers[-2].name
-    else:
-        inbound = getattr(last.input, "_keras_history", None)
-        before = inbound.operation.name if inbound is not None else None
-        if before not in {layer.name for layer in model.layers} or type(inbound.operation).__name__ == "InputLayer":
-            return inputs.submodel(model, [last.name]), ("log", None)
-    if type(last).__name__ in ("Softmax", "Activation"):
-        return inputs.submodel(model, [before]), ("output", None)
-    if type(last).__name__ == "Dense":
-        return inputs.submodel(model, [before]), ("dense", last)
-    return inputs.submodel(model, [last.name]), ("log", None)
+        return inputs.submodel(model, [target[1]]), None
+    source = outputs.score_source(model)
+    return inputs.submodel(model, [source.layer]), source
 
 
 class _Ascent:
@@ -321,33 +261,27 @@ class _Ascent:
     def __init__(self, net: _Net, model, target, hw, channels, kind):
         tf = device.tensorflow()
 
-        cut, head = _objective(net.compute_model(model, target[1] if target[0] == "filter" else None), target)
+        cut, source = _objective(net.compute_model(model, target[1] if target[0] == "filter" else None), target)
         self.net = net
         self.kind = kind
         self.hw = hw
         self.channels = channels
-        self.layers = [layer.name for layer in cut.layers] + ([head[1].name] if head[1] is not None else [])
+        dense = getattr(source, "dense", None)
+        self.layers = [layer.name for layer in cut.layers] + ([dense.name] if dense is not None else [])
         h, w = hw
         zero = inputs.to_model_pixels(np.zeros((1, 1, 1, channels), np.float32), kind).reshape(-1)
         level = inputs.to_model_pixels(np.full((1, 1, 1, channels), 1 / 255, np.float32), kind).reshape(-1)
         scale = (level - zero).astype(np.float32)  # model units per 0..255 pixel level, per channel
         center = inputs.to_model_pixels(np.full((1, 1, 1, channels), 0.5, np.float32), kind).reshape(-1)
         network = cut
-        mode, dense = head
         offsets = np.arange(-_BLUR_RADIUS, _BLUR_RADIUS + 1, dtype=np.float32)
 
         def scores(x, idx):
             out = network(x, training=False)
-            if mode == "filter":
+            if source is None:  # a filter's mean activation
                 picked = tf.gather(out, idx, axis=3, batch_dims=1)
                 return tf.reduce_mean(tf.cast(picked, tf.float32), axis=[1, 2])
-            out = tf.cast(out, tf.float32)
-            if mode == "dense":
-                out = tf.matmul(out, tf.cast(dense.kernel, tf.float32)) + (
-                    tf.cast(dense.bias, tf.float32) if dense.bias is not None else 0.0)
-            elif mode == "log":
-                out = tf.math.log(out + 1e-12)
-            return tf.gather(out, idx, axis=1, batch_dims=1)
+            return tf.gather(source.scores(out), idx, axis=1, batch_dims=1)
 
         spec = [
             tf.TensorSpec([None, h, w, channels], tf.float32),  # images
@@ -539,9 +473,8 @@ def maximize_filters(model, layer_name, filter_indices, *, steps=30, step_size=1
     """
     h, w, c = _check_model(model)
     filters = _check_spatial_layer(model, layer_name)
-    if isinstance(filter_indices, numbers.Integral) and not isinstance(filter_indices, bool):
-        count = _check_int("filter_indices", filter_indices, 1, filters)
-        indices = list(range(count))
+    if checks.is_integer(filter_indices):
+        indices = list(range(checks.integer(filter_indices, "filter_indices", 1, filters)))
     else:
         try:
             indices = list(filter_indices)
@@ -551,8 +484,8 @@ def maximize_filters(model, layer_name, filter_indices, *, steps=30, step_size=1
             ) from None
         if not indices:
             raise CvcoreError("`filter_indices` is empty; give at least one filter index.")
-        indices = [_check_filter_index("filter_indices", i, filters, layer_name) for i in indices]
-    batch_size = _check_int("batch_size", batch_size, 1, 1024)
+        indices = [checks.integer(i, "filter_indices", 0, filters - 1) for i in indices]
+    batch_size = checks.integer(batch_size, "batch_size", 1, 1024)
     opts = _check_common(steps, step_size, seed, on_progress, should_stop, progress_every, precision,
                          decay, blur_every, blur_sigma, jitter, display)
     work_hw, out_hw = _sizes((h, w), size, work_size)
@@ -582,36 +515,20 @@ def maximize_filter(model, layer_name, filter_index, *, steps=30, step_size=1.0,
     each step adds ``step_size`` times the gradient of the filter's mean
     activation divided by its root mean square; the result is deprocessed
     for display (zero mean, standard deviation 0.1 around 0.5, clipped).
-    The model is cut at the layer, and the ascent runs compiled (see the
-    module's docstring).
+    It is :func:`maximize_filters` for one filter.
 
     Args:
         model: a built Keras model with one image input.
         layer_name: a layer with a spatial output (batch x H x W x filters).
         filter_index: the filter, 0 to filters - 1.
-        steps: gradient-ascent steps (1 to 10,000).
-        step_size: the step, in 0..255 pixel levels (root mean square over
-            the image): 1.0 is the chapter's.
-        size: side of the image returned, in pixels; by default the model's
-            input size, or 150 when the model accepts any size.
-        seed: seed of the start image's noise; the same seed gives the same image.
+        steps, step_size, size, seed, work_size, progress_every, precision,
+            decay, blur_every, blur_sigma, jitter, display: as for
+            :func:`maximize_filters`.
         on_progress: called as ``on_progress(step, steps)`` every
             ``progress_every`` steps and after the last.
         should_stop: a callable checked as often; when it returns True the
-            ascent ends and the current image comes back.
-        work_size: side of the image the ascent runs at, when the model
-            accepts any size (default ``size``); smaller is faster, the result
-            is upscaled to ``size``. Not allowed for a model with a fixed size.
-        progress_every: steps between progress reports and stop checks.
-        precision: ``"auto"`` (bfloat16 on CPUs that compute it natively,
-            else float32), ``"float32"`` or ``"bfloat16"``.
-        decay: L2 decay toward gray after each step (0 to below 1; 0 is the chapter's).
-        blur_every: blur the image every so many steps (0: never).
-        blur_sigma: that blur's Gaussian sigma, in pixels.
-        jitter: shift the image by up to so many pixels at random each step.
-        display: ``"normalize"`` (the chapter's deprocessing: zero mean,
-            standard deviation 0.1 around 0.5) or ``"clip"`` (the pixels the
-            model saw, clipped to 0..255).
+            ascent ends and the current image comes back (the start image
+            when it stops before the first step).
 
     Returns:
         uint8 array ``size x size x C``, C the model's channels (the model's
@@ -629,16 +546,19 @@ def maximize_filter(model, layer_name, filter_index, *, steps=30, step_size=1.0,
         >>> image.shape, image.dtype  # doctest: +SKIP
         ((150, 150, 3), dtype('uint8'))
     """
-    h, w, c = _check_model(model)
-    filters = _check_spatial_layer(model, layer_name)
-    index = _check_filter_index("filter_index", filter_index, filters, layer_name)
-    opts = _check_common(steps, step_size, seed, on_progress, should_stop, progress_every, precision,
-                         decay, blur_every, blur_sigma, jitter, display)
+    _check_model(model)
+    index = checks.integer(filter_index, "filter_index", 0, _check_spatial_layer(model, layer_name) - 1)
+    images = maximize_filters(model, layer_name, [index], steps=steps, step_size=step_size, size=size, seed=seed,
+                              on_progress=on_progress, should_stop=should_stop, batch_size=1, work_size=work_size,
+                              progress_every=progress_every, precision=precision, decay=decay,
+                              blur_every=blur_every, blur_sigma=blur_sigma, jitter=jitter, display=display)
+    if len(images):
+        return images[0]
+    # stopped before the first step: the start image, as the ascent would have left it
+    h, w, c = inputs.input_size(model)
     work_hw, out_hw = _sizes((h, w), size, work_size)
-    entry = _compiled(model, ("filter", layer_name), work_hw, c, precision)
-    start = _start(work_hw, c, entry.kind, opts["seed"])
-    x, _ = entry.ascend(start, [index], opts["steps"], opts, on_progress, should_stop, 0, opts["steps"])
-    return _deprocess(x[0], entry.kind, out_hw, display)
+    kind = inputs.preprocessing_of(model)
+    return _deprocess(_start(work_hw, c, kind, seed)[0], kind, out_hw, display)
 
 
 def maximize_class(model, class_index, *, steps=60, step_size=1.0, size=None, seed=0, on_progress=None,
@@ -646,12 +566,14 @@ def maximize_class(model, class_index, *, steps=60, step_size=1.0, size=None, se
                    blur_every=None, blur_sigma=0.5, jitter=0, display="clip") -> np.ndarray:
     """The image that maximizes a class score: gradient ascent on the class, lightly regularized.
 
-    The score is the class's *logit* when the model ends in a softmax (a
-    ``Dense`` layer with ``activation="softmax"``, or a ``Softmax`` or
-    ``Activation("softmax")`` layer): maximizing the probability itself would
-    also push the other classes down, and its gradient vanishes once the
-    class wins. For another softmax layer the score is the log-probability;
-    without a softmax, the model's output for the class. The same ascent as
+    The score follows the one rule for a model's output
+    (:func:`cvcore.outputs.score_source`): the class's *logit*, beneath the
+    model's final softmax or sigmoid (a ``Dense`` layer with that activation,
+    an ``Activation`` or a ``Softmax`` layer): maximizing the probability
+    itself would also push the other classes down, and its gradient vanishes
+    once the class wins. A softmax or sigmoid that cannot be looked behind is
+    turned back into logits (log p; log p - log(1 - p)); a model that ends in
+    logits is scored on its output for the class. The same ascent as
     :func:`maximize_filter`, with by default a little L2 decay toward gray
     and, on images at least 64 pixels wide, a small blur every 4 steps
     (Yosinski et al., 2015), which make the pictures easier to read (on a
@@ -698,16 +620,7 @@ def maximize_class(model, class_index, *, steps=60, step_size=1.0, size=None, se
         (224, 224, 3)
     """
     h, w, c = _check_model(model)
-    if len(model.outputs) != 1 or len(model.output_shape) != 2 or model.output_shape[-1] is None:
-        raise ShapeError(
-            f"`model` must output class scores of shape (batch, classes); its output shape is {model.output_shape}."
-        )
-    classes = int(model.output_shape[-1])
-    if isinstance(class_index, bool) or not isinstance(class_index, numbers.Integral):
-        raise CvcoreError(f"`class_index` must be an integer; received {class_index!r}.")
-    if not 0 <= int(class_index) < classes:
-        raise CvcoreError(f"`class_index` must be from 0 to {classes - 1} (the model has {classes} classes); "
-                          f"received {class_index}.")
+    class_index = checks.integer(class_index, "class_index", 0, outputs.class_count(model) - 1)
     work_hw, out_hw = _sizes((h, w), size, work_size)
     if blur_every is None:
         blur_every = 4 if min(work_hw) >= BLUR_MIN_SIZE else 0
@@ -715,7 +628,7 @@ def maximize_class(model, class_index, *, steps=60, step_size=1.0, size=None, se
                          decay, blur_every, blur_sigma, jitter, display)
     entry = _compiled(model, ("class",), work_hw, c, precision)
     start = _start(work_hw, c, entry.kind, opts["seed"])
-    x, _ = entry.ascend(start, [int(class_index)], opts["steps"], opts, on_progress, should_stop, 0, opts["steps"])
+    x, _ = entry.ascend(start, [class_index], opts["steps"], opts, on_progress, should_stop, 0, opts["steps"])
     return _deprocess(x[0], entry.kind, out_hw, display)
 
 

@@ -15,15 +15,22 @@ K) of one convolutional layer, the last one by default:
   layers with more than ``max_channels`` maps use the ``max_channels`` maps of
   largest spatial variance ("Faster Score-CAM", as tf-keras-vis' ``max_N``).
 
-The class score. Gradients are taken of the class's *logit* when the model's
-last layer applies a softmax (a ``Dense(..., activation="softmax")``, an
-``Activation("softmax")`` or a ``Softmax`` layer): a confident softmax
-saturates, so the gradients of its probabilities vanish and mix in every other
-class (d p_c = p_c (d z_c - sum_j p_j d z_j)); the logit has neither problem,
-and it is what the papers and tf-keras-vis' ``ReplaceToLinear`` use. Any other
-model is scored on its output as it is. Score-CAM weights by probabilities: the
-model's softmax over the logits (or a softmax over the output of a model that
-has none), as the paper and tf-keras-vis do.
+The class score follows the one rule for a model's output
+(:mod:`cvcore.outputs`, :func:`~cvcore.outputs.score_source`): gradients are
+taken of the class's *logit*, beneath the model's final softmax or sigmoid (a
+``Dense(..., activation="softmax")``, an ``Activation`` or a ``Softmax``
+layer): a confident softmax saturates, so the gradients of its probabilities
+vanish and mix in every other class (d p_c = p_c (d z_c - sum_j p_j d z_j));
+the logit has neither problem, and it is what the papers and tf-keras-vis'
+``ReplaceToLinear`` use. A model that ends in logits is scored on its output as
+it is. Score-CAM weights by probabilities: the softmax of those logits, as the
+paper and tf-keras-vis do (and as :func:`cvcore.outputs.probabilities` reads a
+model's outputs).
+
+Score-CAM runs one forward pass per batch of masked inputs; it reports its
+progress after each batch and stops between batches when asked
+(``on_progress``, ``should_stop``). The batches already run are kept with the
+image, so asking again resumes where it stopped.
 
 Speed. The maps are recomputed as a page's widgets move, so the work is split
 and cached:
@@ -62,14 +69,13 @@ they agree with tf-keras-vis' ``Gradcam`` and ``GradcamPlusPlus`` (with
 from __future__ import annotations
 
 import hashlib
-import numbers
 import threading
 import weakref
 from collections import OrderedDict
 
 import numpy as np
 
-from .. import device
+from .. import checks, device, outputs
 from .. import model_inputs as inputs
 from ..errors import CvcoreError, ShapeError
 
@@ -87,7 +93,7 @@ _EPS = 1e-7  # as keras.backend.epsilon(), which tf-keras-vis uses
 
 
 # --------------------------------------------------------------------------
-# shared with saliency.py: argument checks, the class score, the map's size
+# shared with saliency.py: argument checks, the model's input, the engines, the map's size
 
 
 def _check_model(model) -> tuple:
@@ -96,23 +102,12 @@ def _check_model(model) -> tuple:
         raise CvcoreError(f"`model` must be a Keras model; received {type(model).__name__}.")
     try:
         shape = inputs.input_size(model)
-        out = model.output_shape
+        classes = outputs.class_count(model)
     except (AttributeError, ValueError) as err:
         if isinstance(err, CvcoreError):
             raise
         raise CvcoreError(f"`model` must be a built Keras model (give it an Input); {model.name!r} is not: {err}") from None
-    if isinstance(out, list) or len(out) != 2 or out[1] is None:
-        raise ShapeError(f"`model` must end in one vector of class scores (batch, classes); its output has shape {out}.")
-    return tuple(shape), int(out[1])
-
-
-def _check_class_index(class_index, classes: int) -> int:
-    if not isinstance(class_index, numbers.Integral) or isinstance(class_index, bool):
-        raise CvcoreError(f"`class_index` must be an integer from 0 to {classes - 1}; received {class_index!r}.")
-    if not 0 <= int(class_index) < classes:
-        raise CvcoreError(f"`class_index` must be from 0 to {classes - 1} (the model has {classes} classes); "
-                          f"received {int(class_index)}.")
-    return int(class_index)
+    return tuple(shape), classes
 
 
 def _image_size(image) -> tuple:
@@ -123,76 +118,42 @@ def _image_size(image) -> tuple:
     return int(shape[0]), int(shape[1])
 
 
-def _is_softmax(layer) -> bool:
-    if type(layer).__name__ == "Softmax":
-        return True
-    return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
+def _prepare(model, image, class_index) -> tuple:
+    """Check the model, the class and the image: ``(model input x, class, image's (H, W), the engine's input
+    shape)``; the input shape has None for H and W when the model takes any size."""
+    input_shape, classes = _check_model(model)
+    c = checks.integer(class_index, "class_index", 0, classes - 1)
+    size = _image_size(image)
+    x = inputs.model_input(model, image)  # checks the image; resizes; preprocesses
+    shape = input_shape if None not in input_shape[:2] else (None, None, input_shape[2])
+    return x, c, size, shape
 
 
-def _output_layer(model):
-    if not isinstance(model, device.keras().Sequential):
-        try:
-            return model.outputs[0]._keras_history.operation
-        except (AttributeError, IndexError):
-            pass
-    return model.layers[-1]
+class _PerModel:
+    """What is built once per model (and key): traced functions and their caches, held weakly by model.
+
+    :func:`clear_cache` empties every instance.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+        _CACHES.append(self)
+
+    def get(self, model, key, build):
+        """The object for ``model`` and ``key``, built by ``build()`` the first time."""
+        with self.lock:
+            per_model = self.items.setdefault(model, {})
+            if key not in per_model:
+                per_model[key] = build()
+            return per_model[key]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
 
 
-def _feeding_layer(model, layer):
-    """The layer whose output ``layer`` takes (it must be a layer of ``model``), else None."""
-    if isinstance(model, device.keras().Sequential):
-        index = model.layers.index(layer)
-        return model.layers[index - 1] if index >= 1 else None
-    try:
-        feeder = layer.input._keras_history.operation
-    except (AttributeError, ValueError):  # a layer called more than once has no single input
-        return None
-    if type(feeder).__name__ == "InputLayer" or all(feeder is not other for other in model.layers):
-        return None
-    return feeder
-
-
-class _Scorer:
-    """How a class is scored: take the output of layer ``source``; ``dense`` (a Dense layer whose
-    softmax is skipped) makes logits of it; ``logits`` says whether the scores are logits."""
-
-    def __init__(self, source: str, dense=None, logits=False, probabilities=False):
-        self.source, self.dense, self.logits, self.probabilities_out = source, dense, logits, probabilities
-
-    @property
-    def what(self) -> str:
-        return "logit" if self.logits else ("probability" if self.probabilities_out else "output")
-
-    def scores(self, s):
-        """Class scores (batch x classes) from the source layer's output."""
-        tf = device.tensorflow()
-        s = tf.cast(s, tf.float32)  # mixed-precision models compute in float16
-        if self.dense is None:
-            return s
-        z = tf.matmul(s, tf.cast(self.dense.kernel, tf.float32))
-        if self.dense.use_bias:
-            z = z + tf.cast(self.dense.bias, tf.float32)
-        return z
-
-    def probabilities(self, s):
-        """Class probabilities, Score-CAM's weights."""
-        tf = device.tensorflow()
-        z = self.scores(s)
-        return z if self.probabilities_out else tf.nn.softmax(z, axis=-1)
-
-
-def _scorer(model) -> _Scorer:
-    """Score on the logits when the last layer applies a softmax and its input can be had; else on the output."""
-    last = _output_layer(model)
-    if not _is_softmax(last):
-        return _Scorer(last.name)
-    feeder = _feeding_layer(model, last)
-    kind = type(last).__name__
-    if feeder is not None and kind in ("Activation", "Softmax"):
-        return _Scorer(feeder.name, logits=True)
-    if feeder is not None and kind == "Dense" and getattr(last, "kernel", None) is not None:
-        return _Scorer(feeder.name, dense=last, logits=True)
-    return _Scorer(last.name, probabilities=True)  # a softmax we cannot look behind: its probabilities
+_CACHES: list = []  # every _PerModel: what clear_cache empties
 
 
 def _weights_version(model) -> int:
@@ -259,9 +220,9 @@ class _Engine:
 
     def __init__(self, model, layer_name: str, input_shape: tuple):
         tf = device.tensorflow()
-        scorer = self.scorer = _scorer(model)
-        sub = inputs.submodel(model, [layer_name, scorer.source])
-        head = _head(model, layer_name, scorer.source)
+        scorer = self.scorer = outputs.score_source(model)
+        sub = inputs.submodel(model, [layer_name, scorer.layer])
+        head = _head(model, layer_name, scorer.layer)
         self.split = head is not None
         map_shape = tuple(model.get_layer(layer_name).output.shape[1:])
         one = tf.TensorSpec((1,) + tuple(input_shape), tf.float32)
@@ -329,24 +290,36 @@ class _Engine:
                 entry["grads"].popitem(last=False)
         return a, g
 
-    def masked_probabilities(self, x, entry, max_channels: int) -> tuple:
-        """Score-CAM's ``(channels used, probabilities of every class on each masked input)``."""
+    def masked_probabilities(self, x, entry, max_channels: int, on_progress=None, should_stop=None):
+        """Score-CAM's ``(channels used, probabilities of every class on each masked input)``; None when
+        ``should_stop()`` turned true first. ``on_progress(done, total)`` counts the masked inputs run, once
+        before the first batch and after each. The batches run so far are kept in ``entry``: a later call
+        goes on from there."""
         import cv2
 
         with entry["lock"]:
             found = entry.get(("scorecam", max_channels))
+            part = list(entry.get(("scorecam part", max_channels), ()))
+        a = self.activations(x, entry) if found is None else None
+        if found is None:
+            k = a.shape[-1]
+            if k > max_channels:  # Faster Score-CAM: the maps of largest variance
+                channels = np.sort(np.argsort(-a.reshape(-1, k).std(axis=0), kind="stable")[:max_channels])
+            else:
+                channels = np.arange(k)
+        else:
+            channels = found[0]
+        total = len(channels)
+        done = total if found is not None else sum(len(p) for p in part)
+        if on_progress is not None:
+            on_progress(done, total)
         if found is not None:
             return found
-        a = self.activations(x, entry)
-        k = a.shape[-1]
-        if k > max_channels:  # Faster Score-CAM: the maps of largest variance
-            channels = np.sort(np.argsort(-a.reshape(-1, k).std(axis=0), kind="stable")[:max_channels])
-        else:
-            channels = np.arange(k)
         h, w = x.shape[1:3]
-        probs = []
-        for start in range(0, len(channels), _SCORECAM_BATCH):
-            chunk = channels[start:start + _SCORECAM_BATCH]
+        while done < total:
+            if should_stop is not None and should_stop():
+                return None
+            chunk = channels[done:done + _SCORECAM_BATCH]
             # cv2 resizes at most 512 channels at a time; a chunk is far fewer
             masks = cv2.resize(np.ascontiguousarray(a[:, :, chunk]), (w, h), interpolation=cv2.INTER_LINEAR)
             masks = masks.reshape(h, w, len(chunk)).transpose(2, 0, 1)
@@ -354,10 +327,18 @@ class _Engine:
             high = masks.max(axis=(1, 2), keepdims=True)
             masks = (masks - low) / (high - low + _EPS)
             masked = (x * masks[:, :, :, None]).astype(np.float32)
-            probs.append(self.probabilities(masked).numpy())
-        found = (channels, np.concatenate(probs, axis=0).astype(np.float32))
+            part.append(self.probabilities(masked).numpy())
+            done += len(chunk)
+            with entry["lock"]:
+                kept = entry.get(("scorecam part", max_channels), ())
+                if len(kept) < len(part):  # another call may have gone further
+                    entry[("scorecam part", max_channels)] = tuple(part)
+            if on_progress is not None:
+                on_progress(done, total)
+        found = (channels, np.concatenate(part, axis=0).astype(np.float32))
         with entry["lock"]:
             entry[("scorecam", max_channels)] = found
+            entry.pop(("scorecam part", max_channels), None)
         return found
 
 
@@ -381,18 +362,12 @@ def _head(model, layer_name: str, source: str):
         return None
 
 
-_engines_lock = threading.Lock()
-_engines: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_CACHES = [(_engines_lock, _engines)]  # what clear_cache empties; saliency.py adds its own
+_ENGINES = _PerModel()
+_engines = _ENGINES.items  # model -> {layer name: _Engine}
 
 
 def _engine(model, layer_name: str, input_shape: tuple) -> _Engine:
-    with _engines_lock:
-        per_model = _engines.setdefault(model, {})
-        engine = per_model.get(layer_name)
-        if engine is None:
-            engine = per_model[layer_name] = _Engine(model, layer_name, input_shape)
-        return engine
+    return _ENGINES.get(model, layer_name, lambda: _Engine(model, layer_name, input_shape))
 
 
 def clear_cache() -> None:
@@ -406,9 +381,8 @@ def clear_cache() -> None:
     Example:
         >>> clear_cache()
     """
-    for lock, cache in _CACHES:
-        with lock:
-            cache.clear()
+    for cache in _CACHES:
+        cache.clear()
 
 
 def _check_layer(model, layer_name) -> str:
@@ -453,15 +427,16 @@ def _gradcam_plus_plus(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def class_activation_map(model, image, class_index, method="gradcam", layer_name=None, *,
-                         max_channels=SCORECAM_MAX_CHANNELS) -> np.ndarray:
+                         max_channels=SCORECAM_MAX_CHANNELS, on_progress=None, should_stop=None):
     """Where in ``image`` the model finds the evidence for a class: Grad-CAM, Grad-CAM++ or Score-CAM.
 
     The image is resized and preprocessed for the model as
     :func:`cvcore.model_inputs.model_input` does; the map is computed on
     the layer's grid and resized back, with OpenCV, to the image's own size.
-    Gradients are of the class's logit when the model ends in a softmax, else
-    of its output (see the module's docstring); Score-CAM weighs by
-    probabilities. Calls for the same image (another class, another method)
+    Gradients are of the class's logit, beneath the model's final softmax or
+    sigmoid, or of its output when it ends in logits
+    (:func:`cvcore.outputs.score_source`); Score-CAM weighs by the softmax of
+    those logits. Calls for the same image (another class, another method)
     reuse its forward pass.
 
     Args:
@@ -478,11 +453,20 @@ def class_activation_map(model, image, class_index, method="gradcam", layer_name
         max_channels: Score-CAM masks the input with at most this many of the
             layer's maps (those of largest variance; all when the layer has no
             more), one forward pass each; 1 to 4096. Ignored by the others.
+        on_progress: Score-CAM calls ``on_progress(done, total)`` with the
+            masked inputs run so far (``total`` of them in all, at most
+            ``max_channels``): once before the first batch of 8, after each
+            batch, and once with ``(total, total)`` when the answer was
+            cached. The gradient methods do not call it.
+        should_stop: Score-CAM checks it before each batch; when it returns
+            true, Score-CAM stops there and returns None. The batches that
+            ran are kept with the image: the next call for it goes on from
+            where this one stopped. The gradient methods do not call it.
 
     Returns:
         A float32 array of the image's height x width, in [0, 1] (1 where the
         evidence is strongest; all zeros when the layer holds no positive
-        evidence for the class).
+        evidence for the class); None when ``should_stop`` stopped Score-CAM.
 
     Raises:
         CvcoreError: for an unknown method, a class index out of range, a
@@ -496,20 +480,19 @@ def class_activation_map(model, image, class_index, method="gradcam", layer_name
         >>> cam.shape == photo.shape[:2], cam.dtype, float(cam.max())  # doctest: +SKIP
         (True, dtype('float32'), 1.0)
     """
-    if not isinstance(method, str) or method not in CAM_METHODS:
-        raise CvcoreError(f"`method` must be one of {', '.join(map(repr, CAM_METHODS))}; received {method!r}.")
-    if not isinstance(max_channels, numbers.Integral) or isinstance(max_channels, bool) or not 1 <= max_channels <= 4096:
-        raise CvcoreError(f"`max_channels` must be an integer from 1 to 4096; received {max_channels!r}.")
-    input_shape, classes = _check_model(model)
-    c = _check_class_index(class_index, classes)
+    checks.choice(method, "method", CAM_METHODS)
+    max_channels = checks.integer(max_channels, "max_channels", 1, 4096)
+    checks.callback(on_progress, "on_progress")
+    checks.callback(should_stop, "should_stop")
+    x, c, size, shape = _prepare(model, image, class_index)
     name = _check_layer(model, layer_name)
-    size = _image_size(image)
-    x = inputs.model_input(model, image)  # checks the image; resizes; preprocesses
-    shape = input_shape if None not in input_shape[:2] else (None, None, input_shape[2])
     engine = _engine(model, name, shape)
     entry = engine.entry((_digest(x), _weights_version(model)))
     if method == "scorecam":
-        channels, probs = engine.masked_probabilities(x, entry, int(max_channels))
+        found = engine.masked_probabilities(x, entry, max_channels, on_progress, should_stop)
+        if found is None:
+            return None
+        channels, probs = found
         a = engine.activations(x, entry)
         cam = np.maximum(a[:, :, channels] @ probs[:, c], 0.0)
     else:

@@ -11,9 +11,11 @@
   parts) and washes out the speckle. Like tf-keras-vis' ``Saliency``, the
   absolute gradients are averaged, then the channels' maximum is taken.
 
-The class score is the logit when the model's last layer applies a softmax,
-else the output (as for :func:`cvcore.visualize.cam.class_activation_map`, for
-the same reason: a saturated softmax has vanishing gradients). The noisy
+The class score follows the one rule for a model's output
+(:func:`cvcore.outputs.score_source`), as for
+:func:`cvcore.visualize.cam.class_activation_map`: the logit beneath a final
+softmax or sigmoid (a saturated softmax or sigmoid has vanishing gradients),
+the output itself when the model ends in logits. The noisy
 copies are drawn from ``numpy.random.default_rng(seed)`` and sent through the
 model in batches by one ``tf.function`` per model (traced once); the last few
 maps are cached per model, keyed by the preprocessed input's hash, the
@@ -22,18 +24,11 @@ empties it).
 """
 from __future__ import annotations
 
-import math
-import numbers
-import threading
-import weakref
-
 import numpy as np
 
-from .. import device
+from .. import checks, device, outputs
 from .. import model_inputs as inputs
-from ..errors import CvcoreError
-from .cam import (_CACHES, _LRU, _check_class_index, _check_model, _digest, _image_size, _scorer, _to_size,
-                  _weights_version)
+from .cam import _LRU, _PerModel, _digest, _prepare, _to_size, _weights_version
 
 __all__ = ["saliency", "MAX_SMOOTH_SAMPLES"]
 
@@ -50,8 +45,8 @@ class _Engine:
 
     def __init__(self, model, input_shape: tuple):
         tf = device.tensorflow()
-        scorer = _scorer(model)
-        sub = inputs.submodel(model, [scorer.source])
+        scorer = outputs.score_source(model)
+        sub = inputs.submodel(model, [scorer.layer])
 
         @tf.function(input_signature=[tf.TensorSpec((None,) + tuple(input_shape), tf.float32),
                                       tf.TensorSpec((), tf.int32)], reduce_retracing=True)
@@ -66,17 +61,11 @@ class _Engine:
         self.maps = _LRU(_MAPS_PER_MODEL)
 
 
-_engines_lock = threading.Lock()
-_engines: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_CACHES.append((_engines_lock, _engines))  # cam.clear_cache() empties it too
+_ENGINES = _PerModel()  # cam.clear_cache() empties it too
 
 
 def _engine(model, input_shape: tuple) -> _Engine:
-    with _engines_lock:
-        engine = _engines.get(model)
-        if engine is None:
-            engine = _engines[model] = _Engine(model, input_shape)
-        return engine
+    return _ENGINES.get(model, "saliency", lambda: _Engine(model, input_shape))
 
 
 def _span(x: np.ndarray, model) -> float:
@@ -123,22 +112,11 @@ def saliency(model, image, class_index, smooth_samples=0, *, noise=0.15, seed=0)
         >>> m.shape == photo.shape[:2], m.dtype  # doctest: +SKIP
         (True, dtype('float32'))
     """
-    if not isinstance(smooth_samples, numbers.Integral) or isinstance(smooth_samples, bool) \
-            or not 0 <= smooth_samples <= MAX_SMOOTH_SAMPLES:
-        raise CvcoreError(f"`smooth_samples` must be an integer from 0 (vanilla gradients) to {MAX_SMOOTH_SAMPLES}; "
-                          f"received {smooth_samples!r}.")
-    if not isinstance(noise, numbers.Real) or isinstance(noise, bool) or not math.isfinite(noise) \
-            or not 0 < noise <= 1:
-        raise CvcoreError(f"`noise` must be a number in (0, 1], a fraction of the input's range; received {noise!r}.")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise CvcoreError(f"`seed` must be an integer >= 0; received {seed!r}.")
-    input_shape, classes = _check_model(model)
-    c = _check_class_index(class_index, classes)
-    size = _image_size(image)
-    x = inputs.model_input(model, image)
-    shape = input_shape if None not in input_shape[:2] else (None, None, input_shape[2])
+    n = checks.integer(smooth_samples, "smooth_samples", 0, MAX_SMOOTH_SAMPLES)
+    noise = checks.number(noise, "noise", 0, 1, low_open=True)
+    seed = checks.integer(seed, "seed", 0)
+    x, c, size, shape = _prepare(model, image, class_index)
     engine = _engine(model, shape)
-    n = int(smooth_samples)
     key = (_digest(x), _weights_version(model), c, n, float(noise) if n else None, int(seed) if n else None)
     found = engine.maps.get(key)
     if found is None:
