@@ -18,6 +18,7 @@ from cvcore import visualize as vis
 from cvcore.errors import CvcoreError
 from cvcore.images import fit_within
 from cvcore.visualize import ascent
+from cvcore.visualize.cam import SCORECAM_MAX_CHANNELS
 from cvcore import model_inputs as vis_inputs
 from ui import plots
 from ui.common import dataset, show_error, wide_layout
@@ -241,8 +242,12 @@ def keep(key, value) -> None:
         store.pop(next(iter(store)))
 
 
-def submit(key, label, fn) -> None:
-    """Run ``fn(on_progress, should_stop)`` as this session's background job; its result is kept under ``key``."""
+def submit(key, label, fn, unit="steps", on_stop="Stops after the current step and keeps the picture so far.",
+           resumes=False) -> None:
+    """Run ``fn(on_progress, should_stop)`` as this session's background job; its result is kept under ``key``.
+
+    ``unit`` names what the progress counts; ``on_stop`` is the Stop button's help; ``resumes`` says that a
+    stopped job that left nothing goes on from where it stopped when started again (Score-CAM)."""
     def work(ctx):
         return fn(lambda done, total: ctx.report({"done": done, "total": total}), ctx.should_stop)
 
@@ -251,7 +256,8 @@ def submit(key, label, fn) -> None:
     except CvcoreError as err:  # one job per session: a training run or a folder run may be going
         st.session_state["vis_submit_error"] = str(err)
         return
-    st.session_state[JOB_KEY] = {"id": job.id, "key": key, "label": label}
+    st.session_state[JOB_KEY] = {"id": job.id, "key": key, "label": label, "unit": unit, "on_stop": on_stop,
+                                 "resumes": resumes}
 
 
 active = st.session_state.get(JOB_KEY)
@@ -268,16 +274,24 @@ def job_progress():
         p = current.progress
         done, total = p.get("done", 0), max(p.get("total", 1), 1)
         text = ("Waiting for a free slot…" if current.status == "queued"
-                else f"{info['label']}: {done} of {total} steps")
+                else f"{info['label']}: {done} of {total} {info.get('unit', 'steps')}"
+                + (" · stopping…" if current.stop_requested else ""))
         c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
         c1.progress(min(done / total, 1.0), text=text)
         c2.button("Stop", key="vis_stop", icon=":material/stop:", on_click=current.stop,
-                  help="Stops after the current step and keeps the picture so far.")
+                  disabled=current.stop_requested, help=info.get("on_stop"))
         return
+    result = current.result
     if current.status == "failed":
         st.session_state["vis_submit_error"] = f"{info['label']} failed: {current.error}"
-    elif current.result is not None:
-        keep(info["key"], {"value": current.result, "stopped": current.status == "stopped"})
+    elif result is None or (isinstance(result, np.ndarray) and result.size == 0):
+        p = current.progress
+        st.session_state["vis_stopped_note"] = (
+            f"{info['label']} stopped after {p.get('done', 0)} of {p.get('total', '?')} {info.get('unit', 'steps')}: "
+            "nothing to show yet. " + ("Start it again to go on from there." if info.get("resumes")
+                                       else "Start it again when you are ready."))
+    else:
+        keep(info["key"], {"value": result, "stopped": current.status == "stopped"})
     st.session_state.pop(JOB_KEY, None)
     st.rerun()
 
@@ -292,6 +306,8 @@ with st.container():
     job_progress()
 if st.session_state.get("vis_submit_error"):
     st.error(st.session_state.pop("vis_submit_error"), icon=":material/error:")
+if st.session_state.get("vis_stopped_note"):
+    st.info(st.session_state.pop("vis_stopped_note"), icon=":material/stop_circle:")
 
 tab_act, tab_cam, tab_filters, tab_classes = st.tabs(
     ["Activations", "Saliency & Grad-CAM", "Filters", "Classes"], key="vis_view", on_change="rerun")
@@ -361,12 +377,15 @@ if tab_cam.open:
                                            "speckle, more of the object. 0: vanilla gradients only."))
         cam_key = ("cam", model_key, digest, klass, method, layer)
         if method == "scorecam" and cam_key not in results():
-            st.info("Score-CAM runs the model once per map of the layer: it runs in the background.",
-                    icon=":material/hourglass_top:")
+            st.info(f"Score-CAM runs the model once per map of the layer (at most {SCORECAM_MAX_CHANNELS} "
+                    "maps): it runs in the background, with a progress bar and Stop.", icon=":material/hourglass_top:")
             st.button("Compute Score-CAM", key="vis_run_scorecam", disabled=busy(), icon=":material/play_arrow:",
                       on_click=submit, args=(cam_key, "Score-CAM",
                                              lambda progress, stop: vis.class_activation_map(
-                                                 model, image, klass, method="scorecam", layer_name=layer)))
+                                                 model, image, klass, method="scorecam", layer_name=layer,
+                                                 on_progress=progress, should_stop=stop),
+                                             "masked images", "Stops after the current batch of masked images; "
+                                             "started again, Score-CAM goes on from there.", True))
             cam = None
         elif method == "scorecam":
             cam = results()[cam_key]["value"]

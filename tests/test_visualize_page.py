@@ -1,12 +1,13 @@
-"""AppTest tests of the Visualize page: a model trained here, VGG16 without its ImageNet weights, uploads."""
-import time
+"""AppTest tests of the Visualize page: a model trained here, VGG16 without its ImageNet weights, uploads,
+Score-CAM's progress bar and Stop."""
+import threading
 
 import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, errors, metrics
+from apptest_helpers import assert_clean, errors, metrics, rerun_until
 
 keras = pytest.importorskip("keras")
 
@@ -66,12 +67,15 @@ def open_view(at, name):
 
 
 def wait_for_job(at, seconds=120):
-    deadline = time.time() + seconds
-    while "vis_job" in at.session_state and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-    assert_clean(at)
-    assert "vis_job" not in at.session_state, "the job did not finish"
+    label = at.session_state["vis_job"]["label"] if "vis_job" in at.session_state else "the job"
+    rerun_until(at, lambda at: "vis_job" not in at.session_state, timeout=seconds,
+                what=f"the background job ({label}) finishing and its result reaching the page")
+
+
+def progress_bar(at) -> tuple:
+    """(value 0..100, text) of the page's progress bar, or (None, "") when there is none."""
+    bars = at.get("progress")
+    return (bars[0].proto.value, str(bars[0].proto.text)) if bars else (None, "")
 
 
 def test_no_model_trained_yet_points_to_the_train_page():
@@ -162,3 +166,62 @@ def test_one_filter_by_its_index(digits_run):
     assert keys and keys[-1][3] == (3,)
     result = at.session_state["vis_results"][keys[-1]]["value"]
     assert len(result) == 1 and result[0].shape == (28, 28, 1)
+
+
+def test_scorecam_shows_its_progress_and_stops_on_stop(digits_run, monkeypatch):
+    """Score-CAM's batches run only when the test lets them (a gate), so the bar is caught mid-way."""
+    from cvcore import jobs
+    from cvcore.visualize import cam as cam_module
+
+    cam_module.clear_cache()  # no Score-CAM of this model and image from another test
+    monkeypatch.setattr(cam_module, "_SCORECAM_BATCH", 2)  # the last convolution's 16 maps: 8 batches
+    gate, batches = threading.Semaphore(0), []
+    real_engine = cam_module._engine
+
+    def gated_engine(model, layer_name, input_shape):
+        engine = real_engine(model, layer_name, input_shape)
+        if not getattr(engine, "gated", False):
+            forward = engine.probabilities
+
+            def probabilities(xs):
+                assert gate.acquire(timeout=60), "the test never let this batch of masked images run"
+                batches.append(len(xs))
+                return forward(xs)
+
+            engine.probabilities, engine.gated = probabilities, True
+        return engine
+
+    monkeypatch.setattr(cam_module, "_engine", gated_engine)
+    try:
+        at = open_view(page_with_run(digits_run), "Saliency & Grad-CAM")
+        at.segmented_control(key="vis_cam_method").set_value("scorecam").run()
+        at.button(key="vis_run_scorecam").click().run()
+        assert_clean(at)
+        job = jobs.default_manager().get(at.session_state["vis_job"]["id"])
+        gate.release(3)  # three batches of two
+        rerun_until(at, lambda at: "Score-CAM: 6 of 16 masked images" in progress_bar(at)[1], timeout=60,
+                    what="the progress bar showing 'Score-CAM: 6 of 16 masked images' after three batches")
+        assert progress_bar(at)[0] == 37  # 6 / 16 of the bar
+        assert job.active and at.button(key="vis_run_scorecam").disabled  # one job at a time
+        at.button(key="vis_stop").click().run()
+        assert_clean(at)
+        assert job.stop_requested
+        gate.release(100)  # the batch under way ends, then Score-CAM stops
+        assert job.wait(30), "Score-CAM did not end within 30 s of pressing Stop"
+        assert job.status == "stopped" and job.result is None, (job.status, job.error)
+        assert len(batches) < 8, "Score-CAM ran every batch in spite of Stop"
+        wait_for_job(at)
+        note = " ".join(i.value for i in at.info)
+        assert f"Score-CAM stopped after {2 * len(batches)} of 16 masked images" in note, note
+        assert "go on from there" in note
+        assert not any(k[0] == "cam" and k[4] == "scorecam" for k in at.session_state.get("vis_results", {}))
+        # started again, it goes on from where it stopped and shows the map
+        done_before = len(batches)
+        at.button(key="vis_run_scorecam").click().run()
+        wait_for_job(at)
+        assert len(batches) == 8, f"{len(batches) - done_before} batches ran again; {8 - done_before} were left"
+        assert any(k[0] == "cam" and k[4] == "scorecam" for k in at.session_state["vis_results"])
+        assert not errors(at)
+    finally:
+        gate.release(100)
+        cam_module.clear_cache()  # no gated engine left for other tests
