@@ -381,7 +381,7 @@ def files_view():
         return
     script = export.training_script(cfg.spec, dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val,
                                     optimizer=cfg.optimizer, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                    seed=cfg.seed, title=f"{run['label']}: {run['title']}")
+                                    seed=cfg.seed, fast=cfg.fast, title=f"{run['label']}: {run['title']}")
     st.download_button("Export as a Keras script (.py)", script, f"{run['label'].replace(' ', '_')}.py",
                        mime="text/x-python", key="trn_dl_script", icon=":material/code:")
     with st.expander("The script"):

@@ -372,7 +372,7 @@ def test_agrees_with_tf_keras_vis():
     * (cosmetic) ``Scorecam`` calls ``model.predict``, which prints a progress bar; every module warns
       that ``scipy.ndimage.interpolation`` is deprecated.
     """
-    pytest.importorskip("tf_keras_vis")
+    # The reference is a test requirement (requirements-dev.txt): missing, this fails rather than skips.
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.saliency import Saliency

@@ -17,7 +17,9 @@ def layer_names(model, *, spatial_only: bool = False) -> list[str]:
         spatial_only: keep only layers whose output is H x W x C (feature maps).
 
     Example:
-        >>> layer_names(model, spatial_only=True)  # doctest: +SKIP
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> layer_names(model, spatial_only=True)
         ['conv2d', 'max_pooling2d', 'conv2d_1', 'max_pooling2d_1']
     """
     names = []
@@ -49,7 +51,9 @@ def activations(model, image, layer_names) -> dict:
         ShapeError: for an image the model cannot take.
 
     Example:
-        >>> acts = activations(model, x_test[0], ["conv2d"])  # doctest: +SKIP
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> acts = activations(model, np.zeros((28, 28), np.uint8), ["conv2d"])
         >>> acts["conv2d"].shape
         (26, 26, 6)
     """

@@ -467,9 +467,11 @@ def maximize_filters(model, layer_name, filter_indices, *, steps=30, step_size=1
             layers cannot take.
 
     Example:
-        >>> grid = maximize_filters(model, "block1_conv1", 8, steps=20)  # doctest: +SKIP
-        >>> grid.shape, grid.dtype  # doctest: +SKIP
-        ((8, 224, 224, 3), dtype('uint8'))
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> grid = maximize_filters(model, "conv2d_1", 4, steps=10)
+        >>> grid.shape, grid.dtype
+        ((4, 28, 28, 1), dtype('uint8'))
     """
     h, w, c = _check_model(model)
     filters = _check_spatial_layer(model, layer_name)
@@ -541,10 +543,11 @@ def maximize_filter(model, layer_name, filter_index, *, steps=30, step_size=1.0,
             layers cannot take.
 
     Example:
-        >>> model = keras.applications.VGG16(weights="imagenet", include_top=False)  # doctest: +SKIP
-        >>> image = maximize_filter(model, "block3_conv1", 0, steps=40)  # doctest: +SKIP
-        >>> image.shape, image.dtype  # doctest: +SKIP
-        ((150, 150, 3), dtype('uint8'))
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> image = maximize_filter(model, "conv2d", 0, steps=10)
+        >>> image.shape, image.dtype
+        ((28, 28, 1), dtype('uint8'))
     """
     _check_model(model)
     index = checks.integer(filter_index, "filter_index", 0, _check_spatial_layer(model, layer_name) - 1)
@@ -615,6 +618,11 @@ def maximize_class(model, class_index, *, steps=60, step_size=1.0, size=None, se
         ShapeError: for a model whose output is not (batch, classes).
 
     Example:
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> maximize_class(model, 7, steps=10).shape
+        (28, 28, 1)
+        >>> # The seed's Irish terrier, with VGG16 and ImageNet's weights (a download):
         >>> image = maximize_class(keras.applications.VGG16(), 184)  # doctest: +SKIP
         >>> image.shape  # doctest: +SKIP
         (224, 224, 3)
@@ -664,8 +672,9 @@ def first_layer_kernels(model):
         CvcoreError: when ``model`` is not a Keras model or has no Conv2D layer.
 
     Example:
-        >>> weights, images = first_layer_kernels(keras.applications.VGG16(weights=None))  # doctest: +SKIP
-        >>> weights.shape, images[0].shape  # doctest: +SKIP
+        >>> keras = device.keras()
+        >>> weights, images = first_layer_kernels(keras.applications.VGG16(weights=None))
+        >>> weights.shape, images[0].shape
         ((3, 3, 3, 64), (3, 3, 3))
     """
     keras = device.keras()

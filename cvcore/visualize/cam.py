@@ -476,8 +476,11 @@ def class_activation_map(model, image, class_index, method="gradcam", layer_name
         ShapeError: for an image the model cannot take.
 
     Example:
-        >>> cam = class_activation_map(model, photo, 3, method="gradcam++")  # doctest: +SKIP
-        >>> cam.shape == photo.shape[:2], cam.dtype, float(cam.max())  # doctest: +SKIP
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> photo = np.random.default_rng(0).integers(0, 256, (56, 56), np.uint8)
+        >>> cam = class_activation_map(model, photo, 3, method="gradcam++")
+        >>> cam.shape == photo.shape[:2], cam.dtype, float(cam.max())
         (True, dtype('float32'), 1.0)
     """
     checks.choice(method, "method", CAM_METHODS)

@@ -28,6 +28,12 @@ def top_predictions(model, image, k: int = 5, class_names=None) -> list:
         output column is the probability of the positive class.
 
     Example:
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> top = top_predictions(model, np.zeros((28, 28), np.uint8), k=3, class_names=list("0123456789"))
+        >>> len(top), sorted(p for _, _, p in top) == [p for _, _, p in top][::-1]
+        (3, True)
+        >>> # With VGG16 and ImageNet's weights (a download), on a photo of a cat:
         >>> top_predictions(vgg16, photo, k=1)  # doctest: +SKIP
         [(281, 'tabby', 0.61)]
     """

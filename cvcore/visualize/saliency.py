@@ -108,8 +108,11 @@ def saliency(model, image, class_index, smooth_samples=0, *, noise=0.15, seed=0)
         ShapeError: for an image the model cannot take.
 
     Example:
-        >>> m = saliency(model, photo, 3, smooth_samples=20)  # doctest: +SKIP
-        >>> m.shape == photo.shape[:2], m.dtype  # doctest: +SKIP
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])  # 28 x 28 x 1 -> 10 classes
+        >>> photo = np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8)
+        >>> m = saliency(model, photo, 3, smooth_samples=20)
+        >>> m.shape == photo.shape[:2], m.dtype
         (True, dtype('float32'))
     """
     n = checks.integer(smooth_samples, "smooth_samples", 0, MAX_SMOOTH_SAMPLES)
