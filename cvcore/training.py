@@ -434,7 +434,7 @@ def describe_progress(progress: dict | None) -> tuple[float, str]:
     people.
 
     Args:
-        progress: the latest report, or None before the first.
+        progress: the latest report, or None (or ``{}``) before the first: ``"Starting…"``.
 
     Returns:
         ``(fraction, text)``: a float from 0 to 1, and one line such as
@@ -449,6 +449,8 @@ def describe_progress(progress: dict | None) -> tuple[float, str]:
         (0.5, 'Reading: 5 of 10 images')
     """
     p = progress or {}
+    if not p:  # the job has started, its first report not yet in
+        return 0.0, "Starting…"
     phase, stage = p.get("phase"), p.get("stage")
     if phase in ("load", "extract"):
         done, total = int(p.get("done", 0)), int(p.get("total") or 0)

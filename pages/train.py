@@ -270,23 +270,23 @@ for r in runs:
     })
 st.dataframe(table, hide_index=True, width="stretch", key="trn_runs_table", placeholder="",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("train acc", "val acc", "test acc")})
-labels = [r["label"] for r in runs]
-# Keyed by the number of runs: a new run joins the comparison beside the one before it.
-chosen = st.multiselect("Compare", labels, default=labels[-2:], key=f"trn_compare_{len(labels)}",
-                        help="Solid: training. Dashed: validation. Validation above training means underfitting; "
-                             "a gap that widens as training goes on means overfitting.")
-if chosen:
-    picked = {r["label"]: r["history"] for r in runs if r["label"] in chosen}
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.learning_curves(picked, "loss"), key="trn_cmp_loss")
-    c2.plotly_chart(plots.learning_curves(picked, "accuracy"), key="trn_cmp_acc")
-    for r in runs:
-        if r["label"] in chosen:
-            d = diagnoses[r["label"]]
-            if d is None:
-                st.markdown(f"**{r['label']}: {NOT_TRAINED_HERE}.** It was loaded from a file, so it has no "
-                            "curves here; its test accuracy is in the table.")
-            else:
+trained = [r for r in runs if r["config"] is not None]  # a model loaded from a file has no curves to compare
+labels = [r["label"] for r in trained]
+if not trained:
+    st.caption("Runs trained here can be compared here, with their curves; a loaded model has none.")
+else:
+    # Keyed by the number of runs: a new run joins the comparison beside the one before it.
+    chosen = st.multiselect("Compare", labels, default=labels[-2:], key=f"trn_compare_{len(labels)}",
+                            help="Solid: training. Dashed: validation. Validation above training means "
+                                 "underfitting; a gap that widens as training goes on means overfitting.")
+    if chosen:
+        picked = {r["label"]: r["history"] for r in trained if r["label"] in chosen}
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(plots.learning_curves(picked, "loss"), key="trn_cmp_loss")
+        c2.plotly_chart(plots.learning_curves(picked, "accuracy"), key="trn_cmp_acc")
+        for r in trained:
+            if r["label"] in chosen:
+                d = diagnoses[r["label"]]
                 st.markdown(f"**{r['label']}: {d.verdict}.** {d.reason}")
 
 # ============================================================================ 6. one run

@@ -189,6 +189,10 @@ def test_a_model_file_is_a_run_before_any_training(tmp_path):
     assert all(row[c] is None or row[c] != row[c] for c in ("images", "optimizer", "epochs", "train acc",
                                                            "val acc", "seconds"))
     assert element.proto.placeholder == "" and element.proto.HasField("placeholder")
+    # No curves to compare: a caption says so instead of empty charts.
+    assert not at.multiselect
+    assert [c.key for c in at.get("plotly_chart")] == ["trn_confusion"]  # the run's own view; no comparison
+    assert any("a loaded model has none" in c.value for c in at.caption)
     assert 0.0 <= row["test acc"] <= 1.0
     assert float({m.label: m.value for m in at.metric}["Test accuracy"]) == pytest.approx(row["test acc"], abs=1e-4)
     at.session_state["trn_view"] = "Save, export"

@@ -70,7 +70,7 @@ def test_history_and_progress(small):
 
 
 def test_describe_progress_of_every_phase():
-    assert describe_progress(None) == (0.0, "Epoch 1 of 1, step 0 of 1")
+    assert describe_progress(None) == describe_progress({}) == (0.0, "Starting…")
     frac, text = describe_progress({"phase": "train", "epoch": 2, "epochs": 4, "step": 50, "steps": 100,
                                     "loss": 0.25, "accuracy": 0.9, "stage": "Fine-tuning"})
     assert frac == pytest.approx((1 + 50 / 101) / 4)
