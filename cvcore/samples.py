@@ -173,7 +173,7 @@ def write_seedlings_folder(dest, *, per_class: int = 20, size: int = 128, seed: 
         folder.mkdir()
         for i in range(per_class):
             img, _ = seedling_photo(seed=seed * 1_000_003 + c * 10_007 + i, size=size, kind=kind)
-            Image.fromarray(img).save(folder / f"{i:04d}.png")
+            Image.fromarray(img).save(folder / f"{i:04d}.png", compress_level=1)  # 4x faster than 6, 12% larger
     return dest
 
 
@@ -221,7 +221,7 @@ def write_dataset_folder(dest, name: str = "fashion_mnist", *, per_class: int = 
             img = x[idx]
             if size != img.shape[0]:
                 img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
-            Image.fromarray(np.repeat(img[:, :, None], 3, axis=2)).save(folder / f"{i:04d}.png")
+            Image.fromarray(np.repeat(img[:, :, None], 3, axis=2)).save(folder / f"{i:04d}.png", compress_level=1)
     return dest
 
 
