@@ -375,7 +375,7 @@ for r in runs:
         "s / epoch": round(per_epoch, 3) if per_epoch else None, "seconds": round(r["seconds"], 1),
         "stopped": "stopped" if r["stopped"] else "",
     })
-st.dataframe(table, hide_index=True, width="stretch", key="tl_runs_table",
+st.dataframe(table, hide_index=True, width="stretch", key="tl_runs_table", placeholder="",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("train acc", "val acc")})
 baselines = [r for r in runs if r["config"].mode == "baseline" and r["evaluation"] is not None]
 if baselines:

@@ -146,6 +146,9 @@ def test_a_run_can_be_stopped_and_is_kept_as_stopped():
     rerun_until(at, lambda at: "tl_job_id" not in at.session_state, timeout=120, what="the stopped run's end")
     run = at.session_state["tl_runs"][-1]
     assert run["stopped"] and 1 <= run["epochs_run"] < 200 and run["evaluation"] is not None
+    # A value that does not apply (no features for this mode) shows as an empty cell, never as "None".
+    table = next(d for d in at.dataframe if "stopped" in d.value.columns)
+    assert table.proto.HasField("placeholder") and table.proto.placeholder == ""
 
 
 def test_the_augment_pages_recipe_is_applied_when_asked():
