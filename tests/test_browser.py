@@ -29,11 +29,32 @@ if not Path(CHROMIUM).exists() or not shutil.which("streamlit", path=str(Path(sy
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-# Ready: connected, the script has finished, and no skeleton or spinner shows.
-READY = """() => {
+# Ready: connected, a script run has finished (not merely none begun yet), and no skeleton or spinner
+# shows. Held for QUIET_MS, so that a rerun sent an instant ago has had time to begin.
+READY = """quiet => {
   const app = document.querySelector('[data-testid="stApp"]');
-  if (!app || app.dataset.testScriptState === 'running' || app.dataset.testConnectionState !== 'CONNECTED') return false;
-  return !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]');
+  const ready = !!app && app.dataset.testScriptState === 'notRunning'
+    && app.dataset.testConnectionState === 'CONNECTED'
+    && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]');
+  const now = performance.now();
+  if (!ready) { window.__cvReadySince = null; return false; }
+  if (window.__cvReadySince == null) window.__cvReadySince = now;
+  return now - window.__cvReadySince >= quiet;
+}"""
+QUIET_MS = 300
+
+# Counts the script runs the page has begun (full reruns and fragments), so that a test can wait
+# for the rerun its own click caused rather than for a fixed time.
+COUNT_RUNS = """() => {
+  window.__cvRuns = 0;
+  let last = null;
+  new MutationObserver(() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const state = app && app.dataset.testScriptState;
+    if (state === 'running' && last !== 'running') window.__cvRuns += 1;
+    last = state;
+  }).observe(document, {subtree: true, childList: true, attributes: true,
+                        attributeFilter: ['data-test-script-state']});
 }"""
 
 
@@ -82,14 +103,24 @@ def page(server):
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.add_init_script(f"({COUNT_RUNS})()")
         yield pg
         browser.close()
 
 
-def wait_ready(pg, settle=1.0):
-    pg.wait_for_function(READY, timeout=120_000)
-    time.sleep(settle)
-    pg.wait_for_function(READY, timeout=120_000)
+def wait_ready(pg):
+    """Wait until the page is ready (see READY) and has stayed so for QUIET_MS from now."""
+    pg.evaluate("() => { window.__cvReadySince = null; }")
+    pg.wait_for_function(READY, arg=QUIET_MS, timeout=120_000, polling=50)
+
+
+def rerun(pg, action):
+    """Do ``action`` (a click, a key press), wait for the script run it causes to begin, then for the
+    page to be ready: never a page read before the rerun has even started."""
+    runs = pg.evaluate("() => window.__cvRuns")
+    action()
+    pg.wait_for_function("n => window.__cvRuns > n", arg=runs, timeout=60_000, polling=50)
+    wait_ready(pg)
 
 
 def assert_no_errors(pg, name):
@@ -106,7 +137,7 @@ def shoot(pg, name):
     height = pg.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
                          "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 0)")
     pg.set_viewport_size({"width": size["width"], "height": int(min(max(height, size["height"]), 6000))})
-    time.sleep(0.5)
+    pg.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")  # laid out
     pg.screenshot(path=str(SHOTS / f"{name}.png"))
     pg.set_viewport_size(size)
 
@@ -115,7 +146,7 @@ def test_a_page_url_opened_first_goes_through_the_app(server, page):
     """The first visit to a fresh server is a page's URL: the page still runs inside app.py's
     navigation (titles, not file names; the device badge), not as a bare script."""
     page.goto(server + "/data")
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert "Your image folders" in nav and "Filters & convolution" in nav, nav
     assert "TensorFlow" in page.locator('[data-testid="stSidebar"]').inner_text()  # app.py's device badge
@@ -131,7 +162,7 @@ def test_every_page_opens_without_error(server, page):
     for url in urls:
         name = re.sub(r"[^A-Za-z0-9_-]+", "_", url[len(server):].strip("/")) or "home"
         page.goto(url)
-        wait_ready(page, settle=2.0)
+        wait_ready(page)
         shoot(page, f"page-{name}")
         assert_no_errors(page, name)
     page.goto(server + "/filters")  # by now TensorFlow has loaded: the badge names the device
@@ -160,8 +191,7 @@ def test_filters_react_to_padding_in_the_browser(server, page):
 def test_drawing_a_digit_on_the_canvas(server, page):
     page.goto(server + "/filters")
     wait_ready(page)
-    page.locator('[data-testid="stButtonGroup"] button', has_text="Draw").click()
-    wait_ready(page)
+    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Draw").click)
     frame = page.frame_locator("iframe[title*='canvas']").first
     canvas = frame.locator("canvas").last
     canvas.wait_for(timeout=30_000)
@@ -181,16 +211,14 @@ def test_drawing_a_digit_on_the_canvas(server, page):
 def choose(page, label, option):
     """Pick an option of the Streamlit selectbox whose label is `label`."""
     page.locator('[data-testid="stSelectbox"]', has_text=label).get_by_role("combobox").click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_ready(page)
+    rerun(page, page.get_by_role("option", name=option, exact=True).click)
 
 
 def set_number(page, label, value):
     """Type a value into the Streamlit number input whose label is `label`."""
     box = page.locator('[data-testid="stNumberInput"]', has_text=label).locator("input")
     box.fill(str(value))
-    box.press("Enter")
-    wait_ready(page)
+    rerun(page, lambda: box.press("Enter"))
 
 
 def test_training_a_model_in_the_browser(server, page):
@@ -206,19 +234,18 @@ def test_training_a_model_in_the_browser(server, page):
         shoot(page, "train-no-run")
         alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
         pytest.fail(f"no run appeared within 180 s; alerts on the page: {alerts}")
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     shoot(page, "train-after-a-run")
     assert_no_errors(page, "train")
     assert float(metric(page, "Test accuracy")) > 0.2
 
     # The same session: the model just trained, opened on the Visualize page.
-    page.locator('[data-testid="stSidebarNav"] a', has_text="What ConvNets learn").click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.locator('[data-testid="stSidebarNav"] a', has_text="What ConvNets learn").click)
     assert metric(page, "Input") == "28 x 28 x 1"
     assert_no_errors(page, "visualize (trained model)")
     shoot(page, "visualize-activations")
     page.get_by_role("tab", name="Saliency & Grad-CAM").click()
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     page.locator('[data-testid="stPlotlyChart"]').nth(4).wait_for(timeout=60_000)  # CAM, saliency, SmoothGrad
     assert_no_errors(page, "visualize (saliency and Grad-CAM)")
     shoot(page, "visualize-gradcam")
@@ -227,7 +254,7 @@ def test_training_a_model_in_the_browser(server, page):
     set_number(page, "Steps", 10)
     page.get_by_role("button", name=re.compile(r"Visualize the first \d+ filters")).click()
     page.get_by_text(re.compile(r"^filter 0$")).wait_for(timeout=120_000)
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     assert_no_errors(page, "visualize (filters)")
     shoot(page, "visualize-filters")
     page.get_by_role("tab", name="Classes").click()
@@ -235,16 +262,15 @@ def test_training_a_model_in_the_browser(server, page):
     set_number(page, "Steps", 20)
     page.get_by_role("button", name=re.compile(r"Visualize class")).click()
     page.get_by_text("What the model predicts for this picture").wait_for(timeout=120_000)
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     assert_no_errors(page, "visualize (classes)")
     shoot(page, "visualize-class")
     page.get_by_role("tab", name="Saliency & Grad-CAM").click()
     wait_ready(page)
-    page.locator('[data-testid="stButtonGroup"] button', has_text="Score-CAM").click()
-    wait_ready(page)
+    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Score-CAM").click)
     page.get_by_role("button", name="Compute Score-CAM").click()
     page.get_by_role("button", name="Compute Score-CAM").wait_for(state="detached", timeout=120_000)  # the map is in
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     assert_no_errors(page, "visualize (Score-CAM)")
     shoot(page, "visualize-scorecam")
 
@@ -270,12 +296,11 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     page.goto(server + "/data")
     wait_ready(page)
     assert metric(page, "Classes") == "10"  # the demo: Fashion-MNIST as PNG folders
-    page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click()
-    wait_ready(page)
+    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
                            ".some(e => e.innerText === '18')", timeout=60_000)
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     shoot(page, "data-uploaded-zip")
     assert metric(page, "Classes") == "3" and metric(page, "Could not be read") == "1"
     assert "15 training and 3 validation images" in page.locator('[data-testid="stAlertContentSuccess"]').inner_text()
@@ -285,27 +310,23 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     page.locator('[data-testid="stDataFrame"]').wait_for(timeout=30_000)  # a canvas grid: its cells are not text
     shoot(page, "data-unreadable-files")
     # The same browser session: the Augmentation and Background pages work on the uploaded images.
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Augmentation").click()
-    wait_ready(page, settle=2.0)
-    page.locator('[data-testid="stButtonGroup"] button', has_text="Data set").first.click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.locator('[data-testid="stSidebarNav"] a', has_text="Augmentation").click)
+    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Data set").first.click)
     assert page.get_by_text(re.compile(r"Original: my-plants")).count() == 1
     assert page.locator('[data-testid="stImage"]').count() >= 9  # the original and 8 versions
     assert_no_errors(page, "augment (data set)")
     shoot(page, "augment-uploaded-image")
-    page.locator('[data-testid="stButtonGroup"] button', has_text="imgaug").click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="imgaug").click)
     assert page.locator('[data-testid="stImage"]').count() >= 9
     assert "iaa.Sequential" in page.locator('[data-testid="stCode"]').first.inner_text()
     assert_no_errors(page, "augment (imgaug)")
     shoot(page, "augment-imgaug")
 
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Background removal").click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.locator('[data-testid="stSidebarNav"] a', has_text="Background removal").click)
     assert_no_errors(page, "background")
     page.get_by_role("button", name="Remove the background of every image").click()
     page.get_by_role("button", name="Download the images (zip)").wait_for(timeout=120_000)
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     summary = page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentWarning"]').last.inner_text()
     assert "18" in summary, summary
     shoot(page, "background-folder-run")
@@ -320,8 +341,7 @@ def compare_chip(page, n):
 def run_mode(page, mode_title, name, runs):
     """Pick a mode on the Transfer page, press Train, wait for the run (the session's runs + 1) to appear."""
     before = page.locator('[data-testid="stMetric"]', has_text="Validation accuracy").count()
-    page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(mode_title, exact=True).click()
-    wait_ready(page)
+    rerun(page, page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(mode_title, exact=True).click)
     page.get_by_role("button", name="Train", exact=True).click()
     try:  # the new run joins the comparison: its chip in the "Compare" box (the runs table's cells are a canvas)
         compare_chip(page, runs + 1).wait_for(timeout=300_000)
@@ -329,7 +349,7 @@ def run_mode(page, mode_title, name, runs):
         shoot(page, f"transfer-{name}-no-run")
         alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
         pytest.fail(f"{mode_title}: no run within 300 s; alerts: {alerts}")
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     assert_no_errors(page, f"transfer ({name})")
     assert page.locator('[data-testid="stMetric"]', has_text="Validation accuracy").count() >= max(before, 1)
     shoot(page, f"transfer-{name}")
@@ -344,24 +364,20 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     archive = zip_folder(root)
     page.goto(server + "/data")
     wait_ready(page)
-    page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click()
-    wait_ready(page)
+    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
                            ".some(e => e.innerText === '24')", timeout=60_000)
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
 
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Transfer learning").click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.locator('[data-testid="stSidebarNav"] a', has_text="Transfer learning").click)
     assert metric(page, "Classes") == "3" and metric(page, "Validation images") == "6"
     # Offline: no ImageNet weights; the page says so and offers random ones.
     assert "could not be had" in page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
     shoot(page, "transfer-no-weights")
-    page.get_by_role("button", name="Use random weights").click()
-    wait_ready(page, settle=2.0)
-    page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(
-        "Frozen base + new head, end to end", exact=True).click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.get_by_role("button", name="Use random weights").click)
+    rerun(page, page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(
+        "Frozen base + new head, end to end", exact=True).click)
     assert metric(page, "Total parameters") == "14,739,267"  # VGG16 at 150 x 150, Flatten, Dense(3): Keras' count
     assert metric(page, "Trainable") == "24,579"
     shoot(page, "transfer-ready")
@@ -377,9 +393,8 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     assert_no_errors(page, "transfer (mistakes)")
 
     # From scratch, stopped while it runs: the run is kept, marked stopped.
-    page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(
-        "From scratch (random weights, all trainable)", exact=True).click()
-    wait_ready(page)
+    rerun(page, page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(
+        "From scratch (random weights, all trainable)", exact=True).click)
     set_number(page, "Epochs", 100)
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
@@ -387,16 +402,15 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     shoot(page, "transfer-scratch-live")
     page.get_by_role("button", name="Stop").click()
     compare_chip(page, 5).wait_for(timeout=120_000)
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     assert_no_errors(page, "transfer (stopped)")
     shoot(page, "transfer-after-runs")
 
     # The fine-tuned model on the Visualize page: Grad-CAM on the uploaded classes.
-    page.locator('[data-testid="stSidebarNav"] a', has_text="What ConvNets learn").click()
-    wait_ready(page, settle=2.0)
+    rerun(page, page.locator('[data-testid="stSidebarNav"] a', has_text="What ConvNets learn").click)
     assert metric(page, "Input") == "48 x 48 x 3" and metric(page, "Classes") == "3"
     page.get_by_role("tab", name="Saliency & Grad-CAM").click()
-    wait_ready(page, settle=2.0)
+    wait_ready(page)
     page.locator('[data-testid="stPlotlyChart"]').nth(4).wait_for(timeout=60_000)
     assert_no_errors(page, "visualize (transfer model)")
     shoot(page, "visualize-transfer-gradcam")
