@@ -64,7 +64,7 @@ def record_finished(job) -> None:
     meta = st.session_state[META_KEY].pop(job.id)
     number = len(runs) + 1
     runs.append({
-        "job": job.id, "number": number, "label": f"Run {number}", "title": meta["title"], "config": meta["config"],
+        "id": uuid.uuid4().hex, "job": job.id, "number": number, "label": f"Run {number}", "title": meta["title"], "config": meta["config"],
         "dataset": meta["config"].dataset, "history": result.history, "stopped": result.stopped,
         "seconds": result.seconds, "model": result.model, "evaluation": result.evaluation,
     })
@@ -240,7 +240,7 @@ def load_model_view():
         show_error(err)
         return
     number = len(runs) + 1
-    runs.append({"job": None, "number": number, "label": f"Run {number}", "title": f"uploaded {up.name}",
+    runs.append({"id": uuid.uuid4().hex, "job": None, "number": number, "label": f"Run {number}", "title": f"uploaded {up.name}",
                  "config": None, "dataset": used, "history": {}, "stopped": False, "seconds": None,
                  "model": loaded, "evaluation": ev_loaded})
     st.rerun()

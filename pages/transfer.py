@@ -305,7 +305,7 @@ def record_finished(job) -> None:
     epochs_run = len(result.history.get("loss", []))
     model = flat_model(result.model) if result.model is not None and result.config.mode != "baseline" else result.model
     runs.append({
-        "job": job.id, "number": number, "label": f"Transfer {number}", "title": meta["title"], "config": meta["config"],
+        "id": uuid.uuid4().hex, "job": job.id, "number": number, "label": f"Transfer {number}", "title": meta["title"], "config": meta["config"],
         "dataset": meta["dataset"], "weights": meta["weights"], "history": result.history, "phases": result.phases,
         "stopped": result.stopped, "seconds": result.seconds, "model": model if result.evaluation is not None else None,
         "evaluation": result.evaluation, "class_names": result.class_names,

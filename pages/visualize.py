@@ -79,7 +79,8 @@ def trained_model():
                          help="The newest runs of the Train and Transfer pages keep their model.")
     run = labels[label]
     _, class_names, _ = run_test_data(run)
-    return run["model"], f"run:{run['job']}", list(class_names), run
+    # Server-wide caches below are keyed by the run's own random id: one user's model never answers for another's.
+    return run["model"], f"run:{run['id']}", list(class_names), run
 
 
 def run_test_data(run):

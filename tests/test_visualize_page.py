@@ -51,8 +51,37 @@ def digits_run():
         keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(10, activation="softmax", name="dense")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[..., None] / 255.0, y, epochs=2, batch_size=64, verbose=0)
-    return {"job": "test-job", "number": 1, "label": "Run 1", "title": "tiny CNN", "dataset": "digits",
+    return {"id": "0123456789abcdef0123456789abcdef", "job": "test-job", "number": 1, "label": "Run 1", "title": "tiny CNN", "dataset": "digits",
             "model": model, "history": {}, "stopped": False}
+
+
+def constant_model(klass: int):
+    """A digits model that always predicts ``klass`` (every weight zero, one bias up)."""
+    bias = np.zeros(10, "float32")
+    bias[klass] = 5.0
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", name="out")])
+    dense = model.get_layer("out")
+    dense.set_weights([np.zeros_like(dense.get_weights()[0]), bias])
+    return model
+
+
+def test_two_sessions_with_loaded_models_each_see_their_own_predictions():
+    """Models loaded from .keras files by two sessions (runs with no job): the server-wide caches of the
+    Visualize page are keyed by each run's own random id, so one session's predictions never reach the
+    other (they once shared the key of every loaded model, "run:None")."""
+    import uuid
+
+    sessions = {}
+    for klass in (3, 7):
+        run = {"id": uuid.uuid4().hex, "job": None, "number": 1, "label": "Run 1", "title": f"uploaded always-{klass}",
+               "dataset": "digits", "model": constant_model(klass), "history": {}, "stopped": False}
+        sessions[klass] = open_page(trn_runs=[run])
+    for klass, at in sessions.items():
+        open_view(at, "Saliency & Grad-CAM")
+        # The class picker starts on the predicted class, as the page read it from the cached predictions.
+        picker = next(s for s in at.selectbox if s.key.startswith("vis_cam_class_"))
+        assert picker.value == klass, f"the session whose model always says {klass} was shown {picker.value}"
 
 
 def page_with_run(run):
