@@ -42,6 +42,13 @@ def offline_weights(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _workspaces_of_this_test(tmp_path, monkeypatch):
+    """Every test's workspaces in a folder of its own (the shared demo data stays in the state folder)."""
+    monkeypatch.setenv("CVCORE_WORKSPACE_DIR", str(tmp_path / "workspaces"))
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _docstring_examples_in_a_sandbox(request, tmp_path, monkeypatch):
     """A docstring example writes into its own temporary folder and never downloads."""
     if type(request.node).__name__ != "DoctestItem":

@@ -98,6 +98,28 @@ class Evaluation:
     confusion: np.ndarray
     wrong: np.ndarray
 
+    ARRAYS = ("proba", "predicted", "confusion", "wrong")
+
+    def summary(self) -> dict:
+        """``{"accuracy", "loss", "images"}``: what a run record keeps in JSON."""
+        return {"accuracy": float(self.accuracy), "loss": float(self.loss), "images": int(len(self.predicted))}
+
+    def arrays(self) -> dict:
+        """The arrays, as a workspace keeps them (``.npz``)."""
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    @classmethod
+    def from_saved(cls, summary: dict, arrays: dict) -> "Evaluation":
+        """Rebuild what :meth:`summary` and :meth:`arrays` kept.
+
+        Example:
+            >>> ev = Evaluation(0.5, 0.7, np.full((2, 2), 0.5), np.array([0, 1]), np.eye(2, dtype=int), np.array([1]))
+            >>> Evaluation.from_saved(ev.summary(), ev.arrays()).accuracy
+            0.5
+        """
+        return cls(float(summary["accuracy"]), float(summary["loss"]),
+                   *(np.asarray(arrays[name]) for name in cls.ARRAYS))
+
 
 def evaluate(model, x, y, *, num_classes: int | None = None, batch_size: int = 512) -> Evaluation:
     """Accuracy, loss, confusion matrix and the mistakes of a classifier.

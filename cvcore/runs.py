@@ -3,19 +3,25 @@
 :class:`RunConfig` holds everything a run needs (JSON-able, so it can be
 shown, compared and exported as a script); :func:`run_training` builds the
 model, trains it with live progress (the history so far included, for live
-curves), and evaluates it on the test set. Pages submit it to
+curves), and evaluates it on the test set. :func:`train_run` does the same as
+a run of a user's workspace (:mod:`cvcore.workspace`): its record, history,
+model and evaluation are on disk as it goes. Pages submit it to
 :mod:`cvcore.jobs` and poll the job.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import device
 from .errors import CvcoreError
 
-__all__ = ["RunConfig", "RunResult", "run_training", "HISTORY_KEYS"]
+__all__ = ["RunConfig", "RunResult", "run_training", "train_run", "save_evaluation", "load_evaluation",
+           "data_record", "HISTORY_KEYS"]
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -80,7 +86,7 @@ def _slices(config: RunConfig, data):
     return (x[: config.n_train], y[: config.n_train]), val, (xt, yt)
 
 
-def run_training(config: RunConfig, data, ctx=None) -> RunResult:
+def run_training(config: RunConfig, data, ctx=None, *, on_epoch=None) -> RunResult:
     """Build, train and evaluate one run; the body of a Train-page job.
 
     Args:
@@ -89,6 +95,8 @@ def run_training(config: RunConfig, data, ctx=None) -> RunResult:
             :func:`cvcore.data.load_dataset` returns it.
         ctx: a :class:`cvcore.jobs.JobContext` (or anything with ``report(dict)``
             and ``should_stop()``), or None to run without reporting.
+        on_epoch: called as ``on_epoch(history, model)`` after each epoch
+            (validation included), to save them as the run goes.
 
     Returns:
         A :class:`RunResult`. Progress reports are the trainer's, plus
@@ -119,6 +127,8 @@ def run_training(config: RunConfig, data, ctx=None) -> RunResult:
             for key in HISTORY_KEYS:
                 if key in p:
                     history[key].append(float(p[key]))
+            if on_epoch is not None:
+                on_epoch({k: list(v) for k, v in history.items()}, model)
         if ctx is not None:
             ctx.report({**p, "history": {k: list(v) for k, v in history.items()}})
 
@@ -134,3 +144,83 @@ def run_training(config: RunConfig, data, ctx=None) -> RunResult:
     evaluation = evaluate(model, *test_xy)
     return RunResult(model=model, history=final, stopped=bool(result.get("stopped")),
                      seconds=time.perf_counter() - started, evaluation=evaluation)
+
+
+def data_record(config: RunConfig, data) -> dict:
+    """What a Train run trains, validates and is scored on, exactly: the data set, the slices, and a
+    sha256 of their bytes (so that a run says when the data behind a name has changed)."""
+    (x, y), (xt, yt), _ = data
+    digest = hashlib.sha256()
+    for arr in (x[: config.n_train], y[: config.n_train], xt, yt):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return {"dataset": config.dataset, "train": f"the first {config.n_train} training images",
+            "validation": f"the first {config.n_val} test images", "test": f"all {len(xt)} test images",
+            "sha256": digest.hexdigest()}
+
+
+def save_evaluation(workspace, rec, evaluation) -> None:
+    """Keep ``evaluation`` (:class:`cvcore.evaluation.Evaluation`) with run ``rec``: its summary in the
+    record (saved by the caller), its arrays in ``evaluation.npz``."""
+    workspace.save_arrays(rec.id, "evaluation", **evaluation.arrays())
+    rec.evaluation = evaluation.summary()
+
+
+def load_evaluation(workspace, rec):
+    """The :class:`cvcore.evaluation.Evaluation` kept with ``rec``, or None when it has none."""
+    from .evaluation import Evaluation
+
+    if not rec.evaluation:
+        return None
+    return Evaluation.from_saved(rec.evaluation, workspace.load_arrays(rec.id, "evaluation"))
+
+
+def train_run(workspace, config: RunConfig, data, ctx=None, *, name: str, title: str):
+    """:func:`run_training` as a run of ``workspace``, on disk as it goes.
+
+    The record is written when the run starts (status ``"running"``, with a heartbeat while it
+    runs); the history and the model after every epoch, so that a run cut short keeps its epochs;
+    the evaluation, the model and the final status at the end. A run that fails is recorded as
+    failed with the message, and the error is raised again.
+
+    Args:
+        workspace: a :class:`cvcore.workspace.Workspace`.
+        config, data, ctx: as for :func:`run_training`.
+        name, title: the run's name ("Run 3") and what it is.
+
+    Returns:
+        The :class:`cvcore.records.RunRecord`, as saved.
+
+    Example:
+        >>> from cvcore.data import load_dataset
+        >>> from cvcore.models import PRESETS
+        >>> import tempfile
+        >>> from cvcore.workspace import Store, new_token
+        >>> ws = Store(tempfile.mkdtemp()).anonymous(new_token())
+        >>> cfg = RunConfig(spec=PRESETS["Basic CNN (6 and 12 filters)"], dataset="digits",
+        ...                 n_train=200, n_val=50, epochs=2)
+        >>> rec = train_run(ws, cfg, load_dataset("digits"), name="Run 1", title="basic")
+        >>> rec.status, rec.epochs_done, rec.has_model, ws.run(rec.id).evaluation["images"]
+        ('finished', 2, True, 364)
+    """
+    rec = workspace.new_run("train", name=name, title=title, config=config.as_dict(), data=data_record(config, data))
+
+    def on_epoch(history, model):
+        rec.history = history
+        workspace.save_model(rec.id, model)
+        rec.has_model = True
+        workspace.save_run(rec)
+
+    with workspace.beating(rec.id):
+        try:
+            result = run_training(config, data, ctx, on_epoch=on_epoch)
+            workspace.save_model(rec.id, result.model)
+            save_evaluation(workspace, rec, result.evaluation)
+        except BaseException as err:
+            rec.status = "failed"
+            rec.error = str(err) if isinstance(err, CvcoreError) else f"{type(err).__name__}: {err}"
+            workspace.save_run(rec)
+            raise
+        rec.history, rec.has_model, rec.seconds = result.history, True, result.seconds
+        rec.status = "stopped" if result.stopped else "finished"
+        workspace.save_run(rec)
+    return rec

@@ -9,7 +9,6 @@ Stop button and a zip to download). All numerics are cvcore's.
 import re
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +21,7 @@ from cvcore.folders import ImageDataset, scan_image_folder
 from ui import datasets, plots
 from ui.common import show_error, wide_layout
 from ui.image_source import pick_image
+from ui.workspace import job_owner
 
 COLUMNS = ("R", "G", "B", "threshold")
 JOB_KEY, RESULT_KEY, DEST_KEY = "bg_job_id", "bg_folder_result", "bg_dest_dirs"
@@ -33,7 +33,6 @@ st.caption(
     "pixel's colour is from a few leaf greens, keeps the close ones, cleans the mask with a median blur and "
     "paints the rest black, so that the network learns leaves, not soil. Try it here, then on a whole folder."
 )
-st.session_state.setdefault("session_id", uuid.uuid4().hex)  # shared with the Train page: one job per session
 manager = jobs.default_manager()
 
 
@@ -291,7 +290,7 @@ def start_folder_run(ds, method, params, median) -> None:
             should_stop=ctx.should_stop, max_bytes=room)
 
     try:
-        job = manager.submit(st.session_state["session_id"], work, name=f"background removal of {ds.name}")
+        job = manager.submit(job_owner(), work, name=f"background removal of {ds.name}")
     except CvcoreError as err:
         shutil.rmtree(dest, ignore_errors=True)
         st.session_state["bg_submit_error"] = str(err)
@@ -313,7 +312,7 @@ def use_cleaned(dest, from_ds) -> None:
 
 
 ds = datasets.current_dataset()
-active = manager.active_job(st.session_state["session_id"])
+active = manager.active_job(job_owner())
 if ds is None:
     st.info("No data set is loaded in this session: load one on the Data page, then come back here to remove "
             "the background of all its images.", icon=":material/folder_open:")

@@ -19,12 +19,13 @@ from cvcore.folders import ImageDataset, find_dataset_roots, scan_image_folder
 from cvcore.workspace import state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
-from ui.datasets import DATASET_KEY, current_dataset, manifest_path, server_folders, session_workspace, set_dataset, thumbnails
+from ui.datasets import (clear_dataset, current_dataset, manifest_path, server_folders, session_workspace, set_dataset,
+                         thumbnails)
 
 MAX_ZIP_FILES = 20_000
 MAX_ZIP_BYTES = 512 * 1024 * 1024
 SAMPLES_PER_CLASS = 6
-UPLOAD_KEY = "cvx_upload"  # {"file_id", "name", "folder"} of the zip extracted in this session
+UPLOAD_KEY = "upload"  # the workspace's note of its zip: {"file_id", "name", "folder", "files", "junk"}
 SCANS_KEY = "cvx_scans"  # root -> FolderScan, this session's scans
 
 wide_layout()
@@ -33,18 +34,18 @@ st.caption(
     "Real photographs come as a folder per class, the layout Keras reads with "
     "`keras.utils.image_dataset_from_directory` (formerly `ImageDataGenerator.flow_from_directory`). "
     "Load one here: it is checked file by file, split for validation without moving a file, and used "
-    "by the Augmentation and Background removal pages of this session."
+    "by the Augmentation, Background removal and Transfer pages. It is kept in your workspace."
 )
 
 derived = current_dataset()
 if derived is not None and derived.source == "derived":  # made on the Background page: keep it until replaced
-    st.info(f"This session's data set is **{derived.name}**, made on the Background removal page: "
+    st.info(f"Your data set is **{derived.name}**, made on the Background removal page: "
             f"{len(derived):,} images, {int(derived.validation.sum()):,} of them in validation "
             "(the split it was made from).", icon=":material/grass:")
     st.plotly_chart(plots.class_counts(derived.counts), key="data_derived_counts")
     st.button("Choose another data set", key="data_replace", icon=":material/folder_open:",
-              on_click=lambda: st.session_state.pop(DATASET_KEY, None),
-              help="Back to the demo, an upload or a server folder; the cleaned images stay until the session ends.")
+              on_click=clear_dataset,
+              help="Back to the demo, an upload or a server folder; the cleaned images stay in your workspace.")
     st.stop()
 
 # ============================================================================ 1. source
@@ -67,14 +68,15 @@ def demo_root():
 
 
 def receive_zip(up):
-    """Extract a new upload into the session's private folder, replacing the previous one."""
+    """Extract a new upload into the workspace's private folder, replacing the previous one."""
     ws = session_workspace()
-    previous = st.session_state.get(UPLOAD_KEY)
+    previous = ws.read_json(UPLOAD_KEY)
     if previous is not None:
         ws.remove(previous["folder"])
-        st.session_state.pop(UPLOAD_KEY)
+        ws.write_json(UPLOAD_KEY, None)
     if up.size > ws.room_left():
-        raise CvcoreError(f"{up.name!r} would not fit in this session's space ({ws.room_left() / 2**20:,.0f} MiB left).")
+        raise CvcoreError(f"{up.name!r} would not fit in your workspace ({ws.room_left() / 2**20:,.0f} MiB left of "
+                          f"{ws.quota_bytes / 2**20:,.0f} MiB). Delete runs you no longer need on the Train page.")
     folder = ws.new_folder("upload")
     try:
         result = archives.extract_zip(up, folder / "files", max_files=MAX_ZIP_FILES,
@@ -82,17 +84,17 @@ def receive_zip(up):
     except CvcoreError:
         ws.remove(folder)
         raise
-    st.session_state[UPLOAD_KEY] = {"file_id": up.file_id, "name": up.name, "folder": folder,
-                                    "files": len(result.files), "junk": len(result.skipped)}
+    ws.write_json(UPLOAD_KEY, {"file_id": up.file_id, "name": up.name, "folder": str(folder),
+                               "files": len(result.files), "junk": len(result.skipped)})
 
 
 def upload_root():
     up = st.file_uploader(
         "A .zip of class folders", type=["zip"], key="data_zip",
         help=f"One folder per class inside (cats/1.jpg, dogs/2.jpg, …). At most {MAX_ZIP_FILES:,} files and "
-             f"{MAX_ZIP_BYTES // 2**20} MiB unpacked. It is unpacked into a folder private to this browser session "
-             "and deleted when the session ends.")
-    stored = st.session_state.get(UPLOAD_KEY)
+             f"{MAX_ZIP_BYTES // 2**20} MiB unpacked. It is unpacked into a folder private to your workspace, "
+             "where it stays until you upload another.")
+    stored = session_workspace().read_json(UPLOAD_KEY)
     if up is not None and (stored is None or stored["file_id"] != up.file_id):
         try:
             with st.spinner(f"Unpacking {up.name}…"):
@@ -101,13 +103,13 @@ def upload_root():
             show_error(err, "Nothing from this archive was kept. Fix the archive, or pick another source.")
             st.stop()
         st.session_state.pop(SCANS_KEY, None)
-        stored = st.session_state[UPLOAD_KEY]
+        stored = session_workspace().read_json(UPLOAD_KEY)
     if stored is None or not Path(stored["folder"]).is_dir():
         st.info("Upload a .zip whose top level (or one folder down) holds one folder per class.",
                 icon=":material/upload:")
         st.stop()
-    st.caption(f":material/lock: **{stored['name']}**: {stored['files']:,} files unpacked into this session's "
-               "private folder" + (f"; {stored['junk']} archiver files (`__MACOSX`, `.DS_Store`) left out." if stored["junk"] else "."))
+    st.caption(f":material/lock: **{stored['name']}**: {stored['files']:,} files unpacked into your "
+               "workspace's private folder" + (f"; {stored['junk']} archiver files (`__MACOSX`, `.DS_Store`) left out." if stored["junk"] else "."))
     roots = find_dataset_roots(Path(stored["folder"]) / "files")
     if not roots:
         show_error(CvcoreError(f"{stored['name']!r} has no class folders with images in them."),
@@ -179,7 +181,7 @@ if key not in scans:
         stop_slot.empty()
 scan = scans[key]
 
-# The split saved with this data set (by an earlier visit or session), when the files are the same.
+# The split saved with this data set in this workspace (by an earlier visit), when the files are the same.
 manifest = manifest_path(root, home)
 saved = None
 if manifest.is_file():
@@ -237,11 +239,11 @@ if saved is None or saved.split != ds.split:
     try:
         ds.save(manifest)
     except OSError as err:
-        st.warning(f"The split could not be saved ({err}); it is used in this session only.", icon=":material/save:")
+        st.warning(f"The split could not be saved ({err}); it is used until you leave this page.", icon=":material/save:")
 set_dataset(ds)
 n_val = int(ds.validation.sum())
 st.success(f"**{ds.name}**: {len(ds) - n_val:,} training and {n_val:,} validation images in {len(ds.classes)} classes, "
-           "used by the other pages of this session.", icon=":material/check_circle:")
+           "used by the other pages.", icon=":material/check_circle:")
 
 c1, c2 = st.columns(2)
 c1.plotly_chart(plots.class_counts(ds.counts), key="data_counts_fig")

@@ -2,32 +2,34 @@
 
 Reads top-down: data, model, optimizer, training (a background job the page
 polls, so it survives clicks and never blocks other sessions), runs compared
-side by side, then one run evaluated. All numerics are cvcore's.
+side by side, then one run evaluated. Runs live in the user's workspace on
+disk: a reload or a server restart keeps them. All numerics are cvcore's.
 """
 import json
-import uuid
 
 import streamlit as st
 
 from cvcore import evaluation, export, jobs, models, saving
 from cvcore.data import DATASET_TITLES, DATASETS
 from cvcore.errors import CvcoreError
-from cvcore.runs import RunConfig, RunResult, run_training
+from cvcore.runs import RunConfig, save_evaluation, train_run
 from cvcore.training import describe_progress
 from cvcore.visualize import activations, blank_fraction, layer_names
+from cvcore.workspace import QuotaExceededError
 from ui import plots
 from ui.common import dataset, drawn_digit, show_error, wide_layout
 from ui.diagram import model_dot
 from ui.model_builder import LAYERS_KEY, layer_stack_editor, load_stack
+from ui.runs import STATUS_TEXT, manage_run, quota_error, run_evaluation, run_model
+from ui.workspace import current_workspace
 
-RUNS_KEY, JOB_KEY, META_KEY = "trn_runs", "trn_job_id", "trn_job_meta"
-MODELS_KEPT = 6  # trained models kept per session (older runs keep their curves)
+JOB_KEY = "trn_job_id"
+RUN_KINDS = ("train", "upload")  # the runs this page lists: trained here, or loaded from a .keras file
+JOB_PREFIX = "train "  # a training job's name: how a reloaded page finds its workspace's running job
 DEFAULT_PRESET = "Basic CNN (6 and 12 filters)"
 INPUT_SHAPE = [28, 28, 1]
 
-st.session_state.setdefault("session_id", uuid.uuid4().hex)
-st.session_state.setdefault(RUNS_KEY, [])
-st.session_state.setdefault(META_KEY, {})  # job id -> what the run was, for its record
+ws = current_workspace()
 manager = jobs.default_manager()
 
 wide_layout()
@@ -55,21 +57,10 @@ def describe_optimizer(opt) -> str:
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
-def record_finished(job) -> None:
-    """Turn a finished job into a run in this session's history (once)."""
-    runs = st.session_state[RUNS_KEY]
-    if any(r["job"] == job.id for r in runs):
-        return
-    result: RunResult = job.result
-    meta = st.session_state[META_KEY].pop(job.id)
-    number = len(runs) + 1
-    runs.append({
-        "id": uuid.uuid4().hex, "job": job.id, "number": number, "label": f"Run {number}", "title": meta["title"], "config": meta["config"],
-        "dataset": meta["config"].dataset, "history": result.history, "stopped": result.stopped,
-        "seconds": result.seconds, "model": result.model, "evaluation": result.evaluation,
-    })
-    for old in runs[:-MODELS_KEPT]:  # memory: keep the newest models, every run's curves
-        old["model"] = old["evaluation"] = old["keras_bytes"] = None
+def next_name() -> str:
+    """'Run N', one past the highest of this workspace's runs so named."""
+    numbers = [int(r.name[4:]) for r in ws.runs(RUN_KINDS) if r.name.startswith("Run ") and r.name[4:].isdigit()]
+    return f"Run {max(numbers, default=0) + 1}"
 
 
 # ============================================================================ 1. data
@@ -167,27 +158,33 @@ fast = t3.toggle("Fast", value=True, key="trn_fast",
                       "tf.data pipeline: the same updates, much less overhead. Stop then acts at the end of a chunk.")
 seed = int(t4.number_input("Seed", 0, 2**31 - 1, 0, key="trn_seed", help="The same seed gives the same run."))
 
-active = manager.active_job(st.session_state["session_id"])
+active = manager.active_job(ws.id)  # one job at a time per workspace, whichever tab or page started it
+if active is not None and active.name.startswith(JOB_PREFIX) and JOB_KEY not in st.session_state:
+    st.session_state[JOB_KEY] = active.id  # a reload, or a second tab: follow the workspace's running run
 config = RunConfig(spec=spec, dataset=used, n_train=int(n_train), n_val=int(n_val), optimizer=optimizer,
                    epochs=epochs, batch_size=int(batch_size), fast=fast, seed=seed)
 
 
 def start_training() -> None:
+    title, name = f"{preset} on {DATASET_TITLES[used]}", next_name()
     try:
-        job = manager.submit(st.session_state["session_id"], lambda ctx: run_training(config, data, ctx),
-                             name=f"train {preset}")
+        ws.ensure_room()
+        job = manager.submit(ws.id, lambda ctx: train_run(ws, config, data, ctx, name=name, title=title),
+                             name=JOB_PREFIX + preset)
     except CvcoreError as err:
-        st.session_state["trn_submit_error"] = str(err)
+        st.session_state["trn_submit_error"] = err
         return
-    st.session_state[META_KEY][job.id] = {"config": config, "title": f"{preset} on {DATASET_TITLES[used]}"}
     st.session_state[JOB_KEY] = job.id
 
 
 st.button("Train", type="primary", icon=":material/play_arrow:", key="trn_train", on_click=start_training,
           disabled=not trainable or active is not None,
           help="Runs in the background: you can keep using the page, and other people's sessions are not blocked.")
-if st.session_state.get("trn_submit_error"):
-    st.error(st.session_state.pop("trn_submit_error"))
+submit_error = st.session_state.pop("trn_submit_error", None)
+if isinstance(submit_error, QuotaExceededError):
+    quota_error(ws, submit_error, "trn")
+elif submit_error is not None:
+    st.error(str(submit_error), icon=":material/error:")
 
 # ============================================================================ 4. live training
 job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
@@ -214,17 +211,18 @@ def live_training():
         c2.plotly_chart(plots.learning_curves({"this run": history}, "accuracy"), key="trn_live_acc")
     if current.status == "failed":
         st.error(f"Training failed: {current.error}", icon=":material/error:")
-    elif not current.active:
-        record_finished(current)
+    elif not current.active:  # the run is in the workspace: the whole page shows it below
         st.session_state.pop(JOB_KEY, None)
-        st.rerun()  # the whole page: the new run joins the history below
+        st.rerun()
 
 
 with st.container():  # the polling fragment in a container of its own: its reruns never shift what follows
     live_training()
 
 # ============================================================================ 5. runs
-runs = st.session_state[RUNS_KEY]
+runs = ws.runs(RUN_KINDS)
+for problem in ws.problems():
+    st.warning(f"A run in your workspace could not be read and is skipped ({problem}).", icon=":material/broken_image:")
 
 
 def load_model_view():
@@ -234,15 +232,21 @@ def load_model_view():
     if up is None or not st.button("Add it as a run", key="trn_add_upload", icon=":material/add:"):
         return
     try:
+        ws.ensure_room(up.size)
         loaded = saving.load_model_bytes(up.getvalue())
         ev_loaded = evaluation.evaluate(loaded, *data[1])
+        rec = ws.new_run("upload", name=next_name(), title=f"uploaded {up.name}",
+                         data={"dataset": used, "test": f"all {len(data[1][1])} test images"})
+        ws.save_model(rec.id, loaded)
+        save_evaluation(ws, rec, ev_loaded)
+        rec.has_model, rec.status = True, "finished"
+        ws.save_run(rec)
+    except QuotaExceededError as err:
+        quota_error(ws, err, "trn_upload")
+        return
     except CvcoreError as err:
         show_error(err)
         return
-    number = len(runs) + 1
-    runs.append({"id": uuid.uuid4().hex, "job": None, "number": number, "label": f"Run {number}", "title": f"uploaded {up.name}",
-                 "config": None, "dataset": used, "history": {}, "stopped": False, "seconds": None,
-                 "model": loaded, "evaluation": ev_loaded})
     st.rerun()
 
 
@@ -255,52 +259,70 @@ if not runs:
 
 st.subheader("4 · Runs, side by side", divider="gray")
 NOT_TRAINED_HERE = "uploaded: not trained here"
+statuses = {r.id: ws.status(r) for r in runs}
 table, diagnoses = [], {}
 for r in runs:
-    h, cfg = r["history"], r["config"]
-    diagnosis = diagnoses[r["label"]] = evaluation.diagnose_fit(h) if cfg is not None else None
+    h, cfg = r.history, (RunConfig(**r.config) if r.kind == "train" else None)
+    diagnosis = diagnoses[r.id] = evaluation.diagnose_fit(h) if cfg is not None and h.get("loss") else None
+    status = STATUS_TEXT[statuses[r.id]]
+    verdict = (diagnosis.verdict if diagnosis else NOT_TRAINED_HERE if cfg is None else "no epoch finished")
     table.append({  # None where a value does not apply: shown as an empty cell
-        "run": r["label"], "model": r["title"], "images": cfg.n_train if cfg else None,
+        "run": r.name, "model": r.title, "images": cfg.n_train if cfg else None,
         "optimizer": describe_optimizer(cfg.optimizer) if cfg else None,
-        "epochs": len(h.get("loss", [])) if cfg else None, "train acc": (h.get("accuracy") or [None])[-1],
+        "epochs": r.epochs_done if cfg else None, "train acc": (h.get("accuracy") or [None])[-1],
         "val acc": (h.get("val_accuracy") or [None])[-1],
-        "test acc": r["evaluation"].accuracy if r["evaluation"] is not None else None,
-        "verdict": (diagnosis.verdict + (" (stopped)" if r["stopped"] else "")) if diagnosis else NOT_TRAINED_HERE,
-        "seconds": round(r["seconds"], 1) if r["seconds"] is not None else None,
+        "test acc": r.evaluation["accuracy"] if r.evaluation else None,
+        "verdict": verdict + (f" ({status})" if status else ""),
+        "seconds": round(r.seconds, 1) if r.seconds is not None else None,
     })
 st.dataframe(table, hide_index=True, width="stretch", key="trn_runs_table", placeholder="",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("train acc", "val acc", "test acc")})
-trained = [r for r in runs if r["config"] is not None]  # a model loaded from a file has no curves to compare
-labels = [r["label"] for r in trained]
+if any(s == "interrupted" for s in statuses.values()):
+    st.caption(":material/warning: An *interrupted* run's job ended without finishing (the server stopped, or it "
+               "crashed): it keeps the epochs it had saved, and its model as it was after the last of them.")
+trained = [r for r in runs if r.kind == "train" and r.history.get("loss")]  # a loaded model has no curves
+names_by_id = {r.id: r.name for r in runs}
 if not trained:
     st.caption("Runs trained here can be compared here, with their curves; a loaded model has none.")
 else:
-    # Keyed by the number of runs: a new run joins the comparison beside the one before it.
-    chosen = st.multiselect("Compare", labels, default=labels[-2:], key=f"trn_compare_{len(labels)}",
+    ids = [r.id for r in trained]
+    # Keyed by the runs: a new run joins the comparison beside the one before it.
+    chosen = st.multiselect("Compare", ids, default=ids[-2:], format_func=names_by_id.get,
+                            key=f"trn_compare_{len(ids)}",
                             help="Solid: training. Dashed: validation. Validation above training means "
                                  "underfitting; a gap that widens as training goes on means overfitting.")
     if chosen:
-        picked = {r["label"]: r["history"] for r in trained if r["label"] in chosen}
+        picked = {r.name: r.history for r in trained if r.id in chosen}
         c1, c2 = st.columns(2)
         c1.plotly_chart(plots.learning_curves(picked, "loss"), key="trn_cmp_loss")
         c2.plotly_chart(plots.learning_curves(picked, "accuracy"), key="trn_cmp_acc")
         for r in trained:
-            if r["label"] in chosen:
-                d = diagnoses[r["label"]]
-                st.markdown(f"**{r['label']}: {d.verdict}.** {d.reason}")
+            if r.id in chosen:
+                d = diagnoses[r.id]
+                st.markdown(f"**{r.name}: {d.verdict}.** {d.reason}")
 
 # ============================================================================ 6. one run
 st.subheader("5 · Inside one run", divider="gray")
-with_model = [r for r in runs if r["model"] is not None]
-pick = st.selectbox("Run", [r["label"] for r in with_model], index=len(with_model) - 1, key="trn_eval_run")
-run = next(r for r in with_model if r["label"] == pick)
-model, ev = run["model"], run["evaluation"]
+by_id = {r.id: r for r in runs}
+pick = st.selectbox("Run", list(by_id), index=len(runs) - 1, format_func=lambda i: f"{by_id[i].name}: {by_id[i].title}",
+                    key="trn_eval_run")
+run = by_id[pick]
+model, ev = run_model(ws, run), run_evaluation(ws, run)
 # The run's own test set, whatever data set is selected above now.
-(_, (x_test, y_test), names), _, _ = dataset(run["dataset"])
-m1, m2, m3 = st.columns(3)
-m1.metric("Test accuracy", f"{ev.accuracy:.4f}", help=f"On all {len(ev.predicted):,} test images.")
-m2.metric("Test loss", f"{ev.loss:.4f}")
-m3.metric("Mistakes", f"{len(ev.wrong):,}")
+(_, (x_test, y_test), names), _, _ = dataset(run.data.get("dataset") or run.config.get("dataset"))
+if ev is None:
+    if model is not None:
+        st.info(f"{run.name} was not evaluated on the test set ({statuses[run.id]}); its model as saved after "
+                f"epoch {run.epochs_done} can still be looked into and downloaded.", icon=":material/info:")
+    elif run.status == "failed":
+        st.error(f"{run.name} failed: {run.error}", icon=":material/error:")
+    else:
+        st.info(f"{run.name} has no model yet ({statuses[run.id]}).", icon=":material/hourglass_top:")
+else:
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Test accuracy", f"{ev.accuracy:.4f}", help=f"On all {len(ev.predicted):,} test images.")
+    m2.metric("Test loss", f"{ev.loss:.4f}")
+    m3.metric("Mistakes", f"{len(ev.wrong):,}")
 
 
 def confusion_view():
@@ -352,7 +374,8 @@ def activations_view():
     i = int(st.number_input("Test image", 0, len(x_test) - 1, 0, key="trn_act_index"))
     c1, c2 = st.columns([1, 3])
     c1.plotly_chart(plots.image(x_test[i], f"#{i}: true {names[y_test[i]]}", height=200), key="trn_act_img")
-    c2.plotly_chart(plots.probability_bars(ev.proba[i], names, title="Predicted probabilities"), key="trn_act_p")
+    proba = ev.proba[i] if ev is not None else evaluation.predict_proba(model, x_test[i][None])[0]
+    c2.plotly_chart(plots.probability_bars(proba, names, title="Predicted probabilities"), key="trn_act_p")
     show_activations(x_test[i], "trn_act")
 
 
@@ -370,26 +393,38 @@ def draw_view():
     show_activations(digit, "trn_draw")
 
 
+def run_script():
+    """The run as a Keras script of its own, or None for a model loaded from a file."""
+    if run.kind != "train":
+        return None
+    cfg = RunConfig(**run.config)
+    return export.training_script(cfg.spec, dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val,
+                                  optimizer=cfg.optimizer, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                  seed=cfg.seed, fast=cfg.fast, title=f"{run.name}: {run.title}")
+
+
 def files_view():
-    cfg = run["config"]
-    if run.get("keras_bytes") is None:  # serialised once per run, not on every rerun of this view
-        run["keras_bytes"] = saving.model_to_bytes(model)
-    st.download_button("Download the model (.keras)", run["keras_bytes"], f"{run['label']}.keras",
-                       mime="application/zip", key="trn_dl_model", icon=":material/save:")
-    if cfg is None:
+    script = run_script()
+    if model is not None:
+        st.download_button("Download the model (.keras)", ws.model_path(run.id).read_bytes(), f"{run.name}.keras",
+                           mime="application/zip", key="trn_dl_model", icon=":material/save:")
+    if script is None:
         st.caption("This model was loaded from a file: there is no training script to export.")
-        return
-    script = export.training_script(cfg.spec, dataset=cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val,
-                                    optimizer=cfg.optimizer, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                                    seed=cfg.seed, fast=cfg.fast, title=f"{run['label']}: {run['title']}")
-    st.download_button("Export as a Keras script (.py)", script, f"{run['label'].replace(' ', '_')}.py",
-                       mime="text/x-python", key="trn_dl_script", icon=":material/code:")
-    with st.expander("The script"):
-        st.code(script, language="python")
+    else:
+        st.download_button("Export as a Keras script (.py)", script, f"{run.name.replace(' ', '_')}.py",
+                           mime="text/x-python", key="trn_dl_script", icon=":material/code:")
+        with st.expander("The script"):
+            st.code(script, language="python")
+    st.divider()
+    manage_run(ws, run, "trn", {"train.py": script} if script else None)
 
 
 views = {"Confusion matrix": confusion_view, "Predictions": predictions_view, "Mistakes": mistakes_view,
          "Activations": activations_view, "Draw": draw_view, "Save, export": files_view}
+# Only the views that what the run saved can fill: no evaluation (a run cut short), or no readable model.
+missing = ({"Confusion matrix", "Predictions", "Mistakes"} if ev is None else set()) | (
+    {"Activations", "Draw"} if model is None else set())
+views = {k: v for k, v in views.items() if k not in missing}
 for view_name, tab in zip(views, st.tabs(list(views), key="trn_view", on_change="rerun")):
     if tab.open:
         with tab:

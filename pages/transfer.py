@@ -24,6 +24,7 @@ from cvcore.workspace import state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
 from ui.datasets import current_dataset, demo_dataset, session_workspace, thumbnails
+from ui.workspace import job_owner
 
 RUNS_KEY, JOB_KEY, META_KEY = "tl_runs", "tl_job_id", "tl_job_meta"
 AUG_RECIPE_KEY = "aug_keras_recipe"  # the Augment page's last Keras recipe
@@ -42,7 +43,6 @@ MODE_HELP = {
                "Slow, and with a few hundred images it learns little.",
 }
 
-st.session_state.setdefault("session_id", uuid.uuid4().hex)  # one background job per session, across pages
 st.session_state.setdefault(RUNS_KEY, [])
 st.session_state.setdefault(META_KEY, {})
 manager = jobs.default_manager()
@@ -267,13 +267,13 @@ config = TransferConfig(mode=mode, base=base, image_size=side, weights=weights, 
                         finetune_layers=int(finetune_layers or summary["default_finetune_layers"]),
                         finetune_epochs=finetune_epochs, finetune_learning_rate=finetune_lr,
                         max_per_class=max_per_class, seed=seed)
-active = manager.active_job(st.session_state["session_id"])
+active = manager.active_job(job_owner())
 cache_dir = state_dir() / "features"
 
 
 def start() -> None:
     try:
-        job = manager.submit(st.session_state["session_id"],
+        job = manager.submit(job_owner(),
                              lambda ctx: run_transfer(config, ds, ctx, cache_dir=cache_dir),
                              name=f"transfer {mode}")
     except CvcoreError as err:

@@ -7,7 +7,6 @@ Score-CAM are long: they run as background jobs with a progress bar and a
 Stop button, and their results are kept so that a second look is instant.
 """
 import hashlib
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,10 @@ from ui import plots
 from ui.common import dataset, show_error, wide_layout
 from ui.datasets import session_workspace
 from ui.image_source import pick_image
+from ui.runs import run_model
+from ui.workspace import current_workspace, job_owner
 
-RUNS_KEYS = ("trn_runs", "tl_runs")  # the Train and Transfer pages' runs, this session's
+TRANSFER_RUNS_KEY = "tl_runs"  # the Transfer page's runs (this session's; the Train page's are in the workspace)
 JOB_KEY = "vis_job"  # {"id", "key", "label"} of the running visualization job
 RESULTS_KEY = "vis_results"  # key -> result of a finished job, this session's
 MAX_RESULTS = 24
@@ -33,7 +34,6 @@ MAX_CHANNELS = 128
 METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}
 
 wide_layout()
-st.session_state.setdefault("session_id", uuid.uuid4().hex)  # shared with the Train page: one job per session
 manager = jobs.default_manager()
 st.title("What ConvNets learn")
 st.caption(
@@ -45,7 +45,11 @@ st.caption(
 
 # ============================================================================ 1. model
 st.subheader("1 · Model", divider="gray")
-runs = [r for key in RUNS_KEYS for r in st.session_state.get(key, []) if r.get("model") is not None]
+ws = current_workspace()
+# The Train page's runs with a model, from the workspace (a reload keeps them), then the Transfer page's.
+runs = [{"id": r.id, "label": r.name, "title": r.title, "dataset": r.data.get("dataset") or r.config.get("dataset"),
+         "record": r} for r in ws.runs(("train", "upload")) if r.has_model]
+runs += [r for r in st.session_state.get(TRANSFER_RUNS_KEY, []) if r.get("model") is not None]
 source = st.segmented_control(
     "Model", ["Trained here", "ImageNet model", "Upload .keras"], key="vis_model_source",
     default="Trained here" if runs else "ImageNet model",
@@ -73,14 +77,17 @@ def trained_model():
                 "digits), or pick an ImageNet model or upload a .keras file.", icon=":material/model_training:")
         st.page_link("pages/train.py", label="Train a ConvNet", icon=":material/model_training:")
         st.stop()
-    labels = {r["label"]: r for r in runs}
-    label = st.selectbox("Run", list(labels)[::-1], key="vis_run",
-                         format_func=lambda lb: f"{lb}: {labels[lb]['title']}",
-                         help="The newest runs of the Train and Transfer pages keep their model.")
-    run = labels[label]
+    by_id = {r["id"]: r for r in runs}
+    run_id = st.selectbox("Run", list(by_id)[::-1], key="vis_run",
+                          format_func=lambda i: f"{by_id[i]['label']}: {by_id[i]['title']}",
+                          help="The Train page's runs that saved a model, and the Transfer page's newest runs.")
+    run = by_id[run_id]
+    model = run["model"] if "record" not in run else run_model(ws, run["record"])
+    if model is None:
+        st.stop()  # run_model said why
     _, class_names, _ = run_test_data(run)
     # Server-wide caches below are keyed by the run's own random id: one user's model never answers for another's.
-    return run["model"], f"run:{run['id']}", list(class_names), run
+    return model, f"run:{run['id']}", list(class_names), run
 
 
 def run_test_data(run):
@@ -253,7 +260,7 @@ def submit(key, label, fn, unit="steps", on_stop="Stops after the current step a
         return fn(lambda done, total: ctx.report({"done": done, "total": total}), ctx.should_stop)
 
     try:
-        job = manager.submit(st.session_state["session_id"], work, name=label)
+        job = manager.submit(job_owner(), work, name=label)
     except CvcoreError as err:  # one job per session: a training run or a folder run may be going
         st.session_state["vis_submit_error"] = str(err)
         return

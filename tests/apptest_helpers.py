@@ -6,6 +6,18 @@ def assert_clean(at):
     assert not at.exception, [(e.value, "\n".join(getattr(e, "stack_trace", None) or [])[-3000:]) for e in at.exception]
 
 
+def workspace_of(at):
+    """The workspace an AppTest session works in (anonymous: named by the token the page put in its URL)."""
+    from cvcore.workspace import Store
+
+    return Store().anonymous(at.session_state["cvx_ws_token"])
+
+
+def page_runs(at, kinds=None) -> list:
+    """The session's runs as its workspace keeps them (:class:`cvcore.records.RunRecord`), oldest first."""
+    return workspace_of(at).runs(kinds)
+
+
 def metrics(at) -> dict:
     return {m.label: m.value for m in at.metric}
 

@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, errors, metrics, rerun_until
+from apptest_helpers import assert_clean, errors, metrics, rerun_until, workspace_of
 
 from cvcore import background as bg
 from cvcore import jobs
@@ -21,7 +21,6 @@ TIMEOUT = 60
 @pytest.fixture(autouse=True)
 def fresh_caches(tmp_path, monkeypatch):
     st.cache_data.clear()
-    monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "sessions"))  # where session workspaces are made
     yield
 
 
@@ -189,8 +188,7 @@ def test_a_whole_folder_runs_in_the_background(tmp_path):
                 what="the folder run's summary reaching the page after the click")
     summary = at.session_state["bg_folder_result"]
     assert len(summary.written) == 3 and [p for p, _ in summary.skipped] == ["rosette/notes.jpg"]
-    workspace = summary.dest.parent  # the session's own private folder
-    assert workspace.parent == tmp_path / "sessions" and workspace.name.startswith("session-")
+    assert summary.dest.parent == workspace_of(at).path / "files"  # the user's own private workspace
     assert summary.dest.name.startswith("tiny-seedlings-no-background-")
     assert sorted(p.name for p in summary.dest.rglob("*.png")) == ["0.png", "1.png", "2.png"]
     assert "Wrote 3 of 4 images" in " ".join(w.value for w in at.warning)

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, metrics, rerun_until
+from apptest_helpers import assert_clean, metrics, rerun_until, workspace_of
 
 from cvcore import samples
 from test_data import huge_png_header
@@ -21,15 +21,18 @@ TIMEOUT = 120
 def isolated_state(tmp_path, monkeypatch):
     """Each test has its own app state and upload folders; caches start empty."""
     monkeypatch.setenv("CVCORE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "uploads"))
     monkeypatch.delenv("CVCORE_DATA_DIRS", raising=False)
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
 
 
-def open_data_page():
-    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT).run()
+def open_data_page(token=None):
+    """The Data page in a new browser session; in the workspace of ``token`` (its link) when given."""
+    at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    if token is not None:
+        at.query_params["ws"] = token
+    at.run()
     at.switch_page("pages/data.py").run()
     assert_clean(at)
     return at
@@ -66,7 +69,7 @@ def test_the_demo_loads_and_becomes_the_session_data_set():
     assert "480 training and 120 validation" in at.success[0].value
 
 
-def test_the_split_is_saved_and_reused_by_a_later_session():
+def test_the_split_is_saved_in_the_workspace_and_is_no_one_elses():
     at = open_data_page()
     at.selectbox(key="data_demo").select("seedlings").run()
     at.radio(key="data_split_kind").set_value("Images per class").run()
@@ -76,11 +79,34 @@ def test_the_split_is_saved_and_reused_by_a_later_session():
     first = at.session_state["cvx_dataset"]
     assert first.counts == {"grass": (28, 12), "round-leaf": (28, 12), "rosette": (28, 12)}
 
-    later = open_data_page()  # a new browser session
+    later = open_data_page(at.session_state["cvx_ws_token"])  # a reload, or a bookmark of the workspace link
     later.selectbox(key="data_demo").select("seedlings").run()
     assert later.radio(key="data_split_kind").value == "Images per class"
     assert later.number_input(key="data_per_class").value == 12 and later.number_input(key="data_seed").value == 5
     np.testing.assert_array_equal(later.session_state["cvx_dataset"].validation, first.validation)
+
+    # Another user of the same shared demo folder keeps the default split: one student's split never
+    # changes another's validation data.
+    other = open_data_page()
+    other.selectbox(key="data_demo").select("seedlings").run()
+    assert other.radio(key="data_split_kind").value == "Fraction" and other.number_input(key="data_seed").value == 0
+    assert other.session_state["cvx_dataset"].counts == {"grass": (32, 8), "round-leaf": (32, 8), "rosette": (32, 8)}
+
+
+def test_the_data_set_comes_back_after_a_reload():
+    at = open_data_page()
+    at.selectbox(key="data_demo").select("seedlings").run()
+    at.number_input(key="data_seed").set_value(3).run()
+    chosen = at.session_state["cvx_dataset"]
+    st.cache_resource.clear()  # as after a server restart
+    again = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    again.query_params["ws"] = at.session_state["cvx_ws_token"]
+    again.run()
+    again.switch_page("pages/background.py").run()  # a page that uses the data set, visited first
+    assert_clean(again)
+    back = again.session_state["cvx_dataset"]
+    assert back.name == chosen.name and back.split == chosen.split
+    np.testing.assert_array_equal(back.validation, chosen.validation)
 
 
 def test_a_zip_upload_becomes_a_data_set_with_its_bad_files_listed(tmp_path):
@@ -89,8 +115,8 @@ def test_a_zip_upload_becomes_a_data_set_with_its_bad_files_listed(tmp_path):
     assert metrics(at)["Classes"] == "3" and metrics(at)["Images"] == "12" and metrics(at)["Could not be read"] == "1"
     ds = at.session_state["cvx_dataset"]
     assert ds.name == "my-plants" and ds.source == "upload"
-    workspace = at.session_state["cvx_workspace"].path
-    assert workspace in ds.root.parents  # extracted into this session's private folder
+    workspace = workspace_of(at).path
+    assert workspace in ds.root.parents  # extracted into this workspace's private folder
     at.session_state["data_tabs"] = "Could not be read (1)"  # lazy tabs: open this one
     at.run()
     assert_clean(at)

@@ -1,13 +1,9 @@
 """Image folders from untrusted sources: safe zip extraction, folder scans, the split index,
 the data set manifest, private session folders, and the offline sample images."""
-import gc
 import io
 import json
 import os
 import stat
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -20,7 +16,6 @@ from cvcore.archives import extract_zip
 from cvcore.errors import CvcoreError, InvalidImageError, UnsafeArchiveError
 from cvcore.folders import ImageDataset, find_dataset_roots, make_split, scan_image_folder
 from cvcore.imagefile import probe_image
-from cvcore.workspace import Workspace, sweep
 from test_data import huge_png_header
 
 
@@ -293,46 +288,6 @@ def test_a_damaged_manifest_is_an_error(tmp_path):
     (tmp_path / "n.json").write_text("{not json")
     with pytest.raises(CvcoreError, match="Cannot read"):
         ImageDataset.load(tmp_path / "n.json")
-
-
-# ============================================================================ session folders
-
-
-def test_workspaces_are_private_and_removed_when_dropped(tmp_path):
-    a, b = Workspace(base=tmp_path), Workspace(base=tmp_path)
-    assert a.path != b.path and stat.S_IMODE(a.path.stat().st_mode) == 0o700
-    folder = a.new_folder("upload")
-    (folder / "x.png").write_bytes(b"123")
-    assert a.used_bytes() >= 3 and a.room_left() < a.quota_bytes
-    with pytest.raises(CvcoreError, match="not inside"):
-        a.remove(b.path)
-    path = a.path
-    del a
-    gc.collect()
-    assert not path.exists() and b.path.exists()  # the session ended: its files are gone, the other's are not
-    b.close()
-    assert not b.path.exists()
-
-
-def test_sweep_removes_what_dead_processes_and_idle_sessions_left(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = tmp_path / "session-orphan"
-    orphan.mkdir()
-    (orphan / ".owner.json").write_text(json.dumps({"pid": int(dead.stdout), "created": 0}))
-    idle = Workspace(base=tmp_path)
-    alive = Workspace(base=tmp_path)
-    old = time.time() - 13 * 3600
-    os.utime(idle.path / ".owner.json", (old, old))
-    removed = sweep(tmp_path, max_idle_hours=12)
-    assert set(removed) == {orphan, idle.path}
-    assert alive.path.exists()
-
-
-def test_a_workspace_removed_under_a_session_says_so(tmp_path):
-    ws = Workspace(base=tmp_path)
-    ws.close()
-    with pytest.raises(CvcoreError, match="reload"):
-        ws.new_folder("x")
 
 
 # ============================================================================ offline samples

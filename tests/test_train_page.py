@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 keras = pytest.importorskip("keras")
 
-from apptest_helpers import rerun_until, wait_until  # noqa: E402
+from apptest_helpers import page_runs, rerun_until, wait_until, workspace_of  # noqa: E402
 from cvcore import jobs  # noqa: E402
 
 TRAIN = "../pages/train.py"
@@ -37,8 +37,9 @@ def small_digits_run(at, epochs=2):
 
 
 def wait_for_runs(at, count, timeout=180):
-    return rerun_until(at, lambda at: len(at.session_state["trn_runs"]) >= count, timeout=timeout,
-                       what=f"run {count} on the page")
+    # Ended runs in the workspace, and the page no longer following a job: the page has shown them.
+    return rerun_until(at, lambda at: len([r for r in page_runs(at) if r.status != "running"]) >= count
+                       and "trn_job_id" not in at.session_state, timeout=timeout, what=f"run {count} on the page")
 
 
 def save_model(model, tmp_path, name):
@@ -127,10 +128,10 @@ def test_train_compare_evaluate_save_and_export():
     at.selectbox(key="trn_opt").set_value("sgd").run()
     at.button(key="trn_train").click().run()
     wait_for_runs(at, 2)
-    runs = at.session_state["trn_runs"]
-    assert [r["label"] for r in runs] == ["Run 1", "Run 2"]
-    assert len(runs[0]["history"]["loss"]) == 2 and len(runs[1]["history"]["val_accuracy"]) == 2
-    assert at.multiselect(key="trn_compare_2").value == ["Run 1", "Run 2"]
+    runs = page_runs(at)
+    assert [r.name for r in runs] == ["Run 1", "Run 2"] and [r.status for r in runs] == ["finished", "finished"]
+    assert len(runs[0].history["loss"]) == 2 and len(runs[1].history["val_accuracy"]) == 2
+    assert at.multiselect(key="trn_compare_2").value == [r.id for r in runs]
     verdicts = [m.value for m in at.markdown if m.value.startswith("**Run")]
     assert len(verdicts) == 2
     metrics = {m.label: m.value for m in at.metric}
@@ -153,8 +154,8 @@ def test_stop_ends_a_run_early_and_keeps_it():
     at.run()
     at.button(key="trn_stop").click().run()
     wait_for_runs(at, 1)
-    run = at.session_state["trn_runs"][0]
-    assert run["stopped"] and 1 <= len(run["history"]["loss"]) < 40
+    run = page_runs(at)[0]
+    assert run.status == "stopped" and 1 <= run.epochs_done < 40
     table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
     assert table["verdict"].iloc[0].endswith("(stopped)")
 
@@ -166,7 +167,7 @@ def test_a_model_file_with_code_is_refused_on_the_page(tmp_path):
     upload_model(at, save_model(bad, tmp_path, "bad.keras"), "bad.keras")
     assert not at.exception
     assert "Python code" in " ".join(e.value for e in at.error)
-    assert at.session_state["trn_runs"] == []
+    assert page_runs(at) == []
 
 
 def test_a_model_file_is_a_run_before_any_training(tmp_path):
@@ -179,8 +180,8 @@ def test_a_model_file_is_a_run_before_any_training(tmp_path):
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
     upload_model(at, save_model(model, tmp_path, "mine.keras"), "mine.keras")
     assert not at.exception, [e.value for e in at.exception]
-    runs = at.session_state["trn_runs"]
-    assert [(r["label"], r["title"], r["config"]) for r in runs] == [("Run 1", "uploaded mine.keras", None)]
+    runs = page_runs(at)
+    assert [(r.name, r.title, r.kind, r.config) for r in runs] == [("Run 1", "uploaded mine.keras", "upload", {})]
     element = next(d for d in at.dataframe if "verdict" in d.value.columns)
     row = element.value.iloc[0]
     assert row["verdict"] == "uploaded: not trained here"
@@ -199,3 +200,96 @@ def test_a_model_file_is_a_run_before_any_training(tmp_path):
     at.run()
     assert not at.exception
     assert "no training script" in " ".join(c.value for c in at.caption)
+
+
+# ============================================================================ runs that last
+
+
+def same_workspace(at):
+    """A second session (a reload, a bookmark, another tab) with ``at``'s workspace link."""
+    again = AppTest.from_file(TRAIN, default_timeout=120)
+    again.query_params["ws"] = at.session_state["cvx_ws_token"]
+    again.run()
+    assert not again.exception, [e.value for e in again.exception]
+    return again
+
+
+def test_a_run_is_still_there_after_a_reload_and_can_be_renamed_and_deleted(tmp_path):
+    at = small_digits_run(run_page(), epochs=1)
+    assert at.query_params["ws"] == at.session_state["cvx_ws_token"]  # the link is in the URL
+    at.button(key="trn_train").click().run()
+    wait_for_runs(at, 1)
+    run = page_runs(at)[0]
+    assert run.has_model and run.data["dataset"] == "digits" and run.data["train"] == "the first 1000 training images"
+    st.cache_resource.clear()  # as after a server restart: nothing from memory
+    st.cache_data.clear()
+    again = same_workspace(at)
+    table = next(d.value for d in again.dataframe if "verdict" in d.value.columns)
+    assert list(table["run"]) == ["Run 1"] and table["epochs"].iloc[0] == 1
+    assert float({m.label: m.value for m in again.metric}["Test accuracy"]) == pytest.approx(run.evaluation["accuracy"],
+                                                                                           abs=1e-4)
+    # A stranger's session (no link) sees none of it.
+    assert page_runs(run_page()) == []
+    again.session_state["trn_view"] = "Save, export"
+    again.run()
+    again.text_input(key=f"trn_name_{run.id}").set_value("digits, one epoch").run()
+    again.button(key=f"trn_rename_{run.id}").click().run()
+    assert [r.name for r in page_runs(again)] == ["digits, one epoch"]
+    assert "digits, one epoch" in list(next(d.value for d in again.dataframe if "verdict" in d.value.columns)["run"])
+    again.button(key=f"trn_delete_{run.id}").click().run()
+    assert page_runs(again) == [] and any("Train a model, or load one" in i.value for i in again.info)
+
+
+def test_an_interrupted_run_shows_as_interrupted_with_its_saved_epochs():
+    """A run whose job stopped beating (the server went away mid-run) is shown, never silently missing;
+    one whose job still beats is left as running."""
+    at = small_digits_run(run_page(), epochs=1)
+    ws = workspace_of(at)
+    from cvcore.runs import RunConfig
+
+    config = RunConfig(spec={"input_shape": [28, 28, 1], "layers": []}, dataset="digits", n_train=100, n_val=10)
+    dead = ws.new_run("train", name="Run 1", title="cut short", config=config.as_dict(), data={"dataset": "digits"})
+    dead.history = {"loss": [2.0, 1.5], "accuracy": [0.3, 0.5], "val_loss": [2.1, 1.6], "val_accuracy": [0.3, 0.4]}
+    ws.save_run(dead)
+    old = dead.created - 3600
+    import os
+
+    os.utime(ws.path / "runs" / dead.id / "heartbeat", (old, old))
+    alive = ws.new_run("train", name="Run 2", title="still going", config=config.as_dict(), data={"dataset": "digits"})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(table["run"]) == ["Run 1", "Run 2"]
+    assert table["verdict"].iloc[0].endswith("(interrupted)") and table["epochs"].iloc[0] == 2
+    assert table["verdict"].iloc[1].endswith("(running)")
+    assert ws.run(dead.id).status == "running" and ws.run(alive.id).status == "running"  # reading changed nothing
+    assert any("interrupted" in c.value for c in at.caption)
+
+
+def test_damaged_and_foreign_files_in_the_workspace_are_reported_and_skipped():
+    import pickle
+
+    at = small_digits_run(run_page(), epochs=1)
+    ws = workspace_of(at)
+    good = ws.new_run("upload", name="Run 1", title="fine", data={"dataset": "digits"})
+    good.status = "finished"
+    ws.save_run(good)
+    evil = ws.new_run("upload", name="Run 2", title="evil", data={"dataset": "digits"})
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    import os
+
+    (ws.path / "runs" / evil.id / "run.json").write_bytes(pickle.dumps(Boom()))
+    cut = ws.new_run("upload", name="Run 3", title="cut", data={"dataset": "digits"})
+    text = (ws.path / "runs" / cut.id / "run.json").read_bytes()
+    (ws.path / "runs" / cut.id / "run.json").write_bytes(text[: len(text) // 2])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(w.value for w in at.warning)
+    assert evil.id in warnings and cut.id in warnings and "not JSON" in warnings
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert list(table["run"]) == ["Run 1"]
+    assert not os.path.exists("pwned")

@@ -15,9 +15,12 @@ APP = "../app.py"
 TIMEOUT = 180
 
 
-def open_page(**state):
-    """The Visualize page through app.py (its links to other pages need the navigation), with session state."""
+def open_page(token=None, **state):
+    """The Visualize page through app.py (its links to other pages need the navigation), with session state,
+    in the workspace of ``token`` when given (as a workspace link opens it)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if token is not None:
+        at.query_params["ws"] = token
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
@@ -33,7 +36,6 @@ def offline(monkeypatch, tmp_path, offline_weights):
         raise Exception("URL fetch failure on https://example/mnist.npz: None -- [Errno -2] Name or service not known")
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", no_download)
-    monkeypatch.setenv("CVCORE_UPLOAD_DIR", str(tmp_path / "uploads"))
     st.cache_data.clear()
     st.cache_resource.clear()
     yield
@@ -51,8 +53,20 @@ def digits_run():
         keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(10, activation="softmax", name="dense")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[..., None] / 255.0, y, epochs=2, batch_size=64, verbose=0)
-    return {"id": "0123456789abcdef0123456789abcdef", "job": "test-job", "number": 1, "label": "Run 1", "title": "tiny CNN", "dataset": "digits",
-            "model": model, "history": {}, "stopped": False}
+    return {"title": "tiny CNN", "model": model}
+
+
+def workspace_with_model(model, title: str) -> str:
+    """A new anonymous workspace holding one run with ``model`` (as the Train page keeps a loaded one); its token."""
+    from cvcore.workspace import Store, new_token
+
+    token = new_token()
+    ws = Store().anonymous(token)
+    rec = ws.new_run("upload", name="Run 1", title=title, data={"dataset": "digits"})
+    ws.save_model(rec.id, model)
+    rec.has_model, rec.status = True, "finished"
+    ws.save_run(rec)
+    return token
 
 
 def constant_model(klass: int):
@@ -67,16 +81,12 @@ def constant_model(klass: int):
 
 
 def test_two_sessions_with_loaded_models_each_see_their_own_predictions():
-    """Models loaded from .keras files by two sessions (runs with no job): the server-wide caches of the
-    Visualize page are keyed by each run's own random id, so one session's predictions never reach the
+    """Models loaded from .keras files by two users (runs with no job): the server-wide caches of the
+    Visualize page are keyed by each run's own random id, so one user's predictions never reach the
     other (they once shared the key of every loaded model, "run:None")."""
-    import uuid
-
     sessions = {}
     for klass in (3, 7):
-        run = {"id": uuid.uuid4().hex, "job": None, "number": 1, "label": "Run 1", "title": f"uploaded always-{klass}",
-               "dataset": "digits", "model": constant_model(klass), "history": {}, "stopped": False}
-        sessions[klass] = open_page(trn_runs=[run])
+        sessions[klass] = open_page(workspace_with_model(constant_model(klass), f"uploaded always-{klass}"))
     for klass, at in sessions.items():
         open_view(at, "Saliency & Grad-CAM")
         # The class picker starts on the predicted class, as the page read it from the cached predictions.
@@ -85,7 +95,7 @@ def test_two_sessions_with_loaded_models_each_see_their_own_predictions():
 
 
 def page_with_run(run):
-    return open_page(trn_runs=[run])
+    return open_page(workspace_with_model(run["model"], run["title"]))
 
 
 def open_view(at, name):
@@ -187,7 +197,8 @@ def test_a_colour_photo_on_a_digits_model(digits_run):
 def test_one_filter_by_its_index(digits_run):
     at = open_view(page_with_run(digits_run), "Filters")
     at.radio(key="vis_f_which").set_value("One filter").run()
-    at.number_input(key="vis_f_index_run:test-job_conv2d_1").set_value(3).run()
+    index = next(n for n in at.number_input if n.key.startswith("vis_f_index_run:") and n.key.endswith("_conv2d_1"))
+    index.set_value(3).run()
     at.number_input(key="vis_f_steps").set_value(5).run()
     at.button(key="vis_run_filters").click().run()
     wait_for_job(at)

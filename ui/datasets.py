@@ -1,12 +1,14 @@
 """The session's image data set and private folder, shared by the Data page and the pages after it.
 
-* :func:`session_workspace`: this browser session's private folder
-  (:class:`cvcore.workspace.Workspace`), removed when the session ends.
-* :func:`current_dataset` / :func:`set_dataset`: the
-  :class:`cvcore.folders.ImageDataset` loaded on the Data page.
+* :func:`session_workspace`: this user's lasting workspace (:class:`cvcore.workspace.Workspace`,
+  chosen by :func:`ui.workspace.current_workspace`).
+* :func:`current_dataset` / :func:`set_dataset` / :func:`clear_dataset`: the
+  :class:`cvcore.folders.ImageDataset` loaded on the Data page, kept in the workspace (a reload or
+  a restart finds it again).
 * :func:`server_folders`: the folders the operator offers
   (``$CVCORE_DATA_DIRS``, separated by ``:``).
-* :func:`manifest_path`: where a data set's scan and split are saved.
+* :func:`manifest_path`: where a data set's scan and split are saved: always in the user's workspace,
+  so that one user's split of a shared folder never changes another's validation data.
 """
 from __future__ import annotations
 
@@ -24,20 +26,14 @@ from cvcore.imagefile import load_image
 from cvcore.images import fit_within
 from cvcore.workspace import Workspace, state_dir
 from ui.common import show_error
+from ui.workspace import current_workspace
 
 DATASET_KEY = "cvx_dataset"
-WORKSPACE_KEY = "cvx_workspace"
 
 
 def session_workspace() -> Workspace:
-    """This session's private folder, made on first use; kept in the session's state, so that
-    it is removed when Streamlit drops the session."""
-    ws = st.session_state.get(WORKSPACE_KEY)
-    if ws is None or not ws.alive:
-        ws = Workspace()
-        st.session_state[WORKSPACE_KEY] = ws
-    ws.touch()
-    return ws
+    """This user's lasting workspace (:func:`ui.workspace.current_workspace`)."""
+    return current_workspace()
 
 
 def session_dir() -> Path:
@@ -45,39 +41,61 @@ def session_dir() -> Path:
     return session_workspace().path
 
 
+CURRENT_MANIFEST = "current-dataset.json"  # in the workspace: the data set the pages use
+
+
 def current_dataset():
-    """This session's :class:`cvcore.folders.ImageDataset`, or None when none is loaded
-    (or its uploaded files were removed after a long idle time)."""
+    """The workspace's :class:`cvcore.folders.ImageDataset`, or None when none is loaded
+    (or its files are gone: an upload deleted, a server folder no longer offered)."""
     ds = st.session_state.get(DATASET_KEY)
+    if ds is None:
+        path = session_workspace().path / CURRENT_MANIFEST
+        try:
+            ds = ImageDataset.load(path) if path.is_file() else None
+        except CvcoreError:
+            ds = None
+        if ds is not None:
+            st.session_state[DATASET_KEY] = ds
     if ds is not None and not Path(ds.root).is_dir():
-        del st.session_state[DATASET_KEY]
+        clear_dataset()
         return None
     return ds
 
 
 def set_dataset(ds) -> None:
+    """Make ``ds`` the data set of the workspace's pages (kept on disk when it can be)."""
     st.session_state[DATASET_KEY] = ds
+    if hasattr(ds, "save"):
+        try:
+            ds.save(session_workspace().path / CURRENT_MANIFEST)
+        except OSError:
+            pass  # kept in this session only; the Data page says so when its own save fails
+
+
+def clear_dataset() -> None:
+    """No data set: the pages fall back to their demos."""
+    st.session_state.pop(DATASET_KEY, None)
+    (session_workspace().path / CURRENT_MANIFEST).unlink(missing_ok=True)
 
 
 @st.cache_resource(show_spinner="Writing the offline demo images (once per server)…")
-def demo_dataset(name: str = "fashion-mnist") -> ImageDataset:
-    """An offline demo data set (:data:`cvcore.samples.DEMO_FOLDERS`) with its saved split, shared by
-    sessions: the split the Data page saved for it, or a new one (a fifth of each class, seed 0)."""
+def _demo(name: str) -> ImageDataset:
     root = samples.demo_folder(name, state_dir() / "demo")
-    fresh = ImageDataset.from_scan(scan_image_folder(root), name=samples.DEMO_FOLDERS[name][0].split(" (")[0],
-                                   source="demo")
-    manifest = manifest_path(root)
+    return ImageDataset.from_scan(scan_image_folder(root), name=samples.DEMO_FOLDERS[name][0].split(" (")[0],
+                                  source="demo")
+
+
+def demo_dataset(name: str = "fashion-mnist") -> ImageDataset:
+    """An offline demo data set (:data:`cvcore.samples.DEMO_FOLDERS`): its files are shared by every user,
+    its split is this workspace's: the one the Data page saved here, or the default (a fifth of each
+    class, seed 0)."""
+    fresh = _demo(name)
+    manifest = manifest_path(fresh.root)
     try:
         saved = ImageDataset.load(manifest) if manifest.is_file() else None
     except CvcoreError:
         saved = None
-    if saved is not None and saved.fingerprint() == fresh.fingerprint():
-        return saved
-    try:
-        fresh.save(manifest)
-    except OSError:
-        pass  # read-only state folder: the split is still the same one every time (seeded)
-    return fresh
+    return saved if saved is not None and saved.fingerprint() == fresh.fingerprint() else fresh
 
 
 def server_folders() -> dict:
@@ -99,11 +117,13 @@ def server_folders() -> dict:
 
 
 def manifest_path(root, home=None) -> Path:
-    """Where the data set at ``root`` keeps its scan and split: in ``home`` (an upload's folder in
-    the session's workspace) when given; for server and demo folders, which are never written to,
-    in the app's state folder, shared by later sessions."""
+    """Where the data set at ``root`` keeps its scan and split: in ``home`` (an upload's folder in the
+    workspace) when given; for server and demo folders, which are shared and never written to, in the
+    workspace's own ``manifests`` folder: a split chosen there is this user's alone."""
     digest = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:24]
-    return Path(home) / f"dataset-{digest}.json" if home is not None else state_dir() / "manifests" / f"{digest}.json"
+    if home is not None:
+        return Path(home) / f"dataset-{digest}.json"
+    return session_workspace().path / "manifests" / f"{digest}.json"
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
