@@ -68,10 +68,10 @@ def home() -> None:
     )
 
 
-if sign_in_required():  # sign-in is on and no one is signed in: that page alone
-    st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")], position="hidden").run()
-    st.stop()
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
-workspace_sidebar(current_workspace())  # also keeps an anonymous workspace's token in the URL on every page
-sidebar_device()  # never blocks: the first visit starts TensorFlow's import in the background
-nav.run()
+if sign_in_required():  # sign-in is on and no one is signed in: every page's address shows the sign-in page
+    sign_in_page()
+else:
+    workspace_sidebar(current_workspace())  # also keeps an anonymous workspace's token in the URL on every page
+    sidebar_device()  # never blocks: the first visit starts TensorFlow's import in the background
+    nav.run()

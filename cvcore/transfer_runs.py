@@ -29,6 +29,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .applications import APPLICATIONS
 from .errors import CvcoreError
 from .runs import HISTORY_KEYS
 
-__all__ = ["MODES", "MODE_TITLES", "TransferConfig", "TransferResult", "run_transfer", "mode_costs",
+__all__ = ["MODES", "MODE_TITLES", "TransferConfig", "TransferResult", "run_transfer", "transfer_run", "mode_costs",
            "transfer_summary", "mode_params", "select_train", "logistic_model", "features_cache_key", "DEFAULT_OPTIMIZERS"]
 
 MODES = ("baseline", "frozen", "features", "finetune", "scratch")
@@ -544,3 +545,92 @@ def mode_costs(summary: dict, image_size: int, num_classes: int, n_train: int, n
                      "per_epoch": (base + head) * (n_train + n_val) + 2 * (top + head) * n_train},
         "scratch": {"once": 0, "per_epoch": 3 * (base + head) * n_train + (base + head) * n_val},
     }
+
+
+def config_dict(config: TransferConfig) -> dict:
+    """``config`` as JSON-able values (a weights file's path as text), for a run record."""
+    out = dataclasses.asdict(config)
+    if out["weights"] is not None and not isinstance(out["weights"], str):
+        out["weights"] = str(out["weights"])
+    return out
+
+
+def data_record(dataset, config: TransferConfig) -> dict:
+    """Exactly what a transfer run trains and validates on: the data set's root, its fingerprint and
+    split, and the files of each side (relative to the root)."""
+    train_paths, _ = select_train(dataset, config.max_per_class)
+    val_paths, _ = dataset.subset("validation")
+    root = dataset.root
+    return {"dataset": dataset.name, "root": str(root), "fingerprint": dataset.fingerprint(),
+            "split": dict(dataset.split or {}),
+            "train": [Path(p).relative_to(root).as_posix() for p in train_paths],
+            "validation": [Path(p).relative_to(root).as_posix() for p in val_paths]}
+
+
+def transfer_run(workspace, config: TransferConfig, dataset, ctx=None, *, name: str, title: str, cache_dir=None,
+                 extra: dict | None = None):
+    """:func:`run_transfer` as a run of ``workspace``, on disk as it goes.
+
+    The record is written when the run starts (with a heartbeat while it runs) and after every epoch
+    (history and phases); at the end, the model (with the base's layers at the top level, as the
+    Visualize page reads it), the evaluation, the validation images it was judged on, and the final
+    status. A run that fails is recorded as failed with the message, and the error is raised again.
+
+    Args:
+        workspace: a :class:`cvcore.workspace.Workspace`.
+        config, dataset, ctx, cache_dir: as for :func:`run_transfer`.
+        name, title: the run's name ("Transfer 2") and what it is.
+        extra: JSON-able facts to keep in the record (how the page chose the weights).
+
+    Returns:
+        The :class:`cvcore.records.RunRecord`, as saved.
+
+    Example:
+        >>> import tempfile
+        >>> from cvcore.samples import digits_dataset
+        >>> from cvcore.workspace import Store, new_token
+        >>> ws = Store(tempfile.mkdtemp()).anonymous(new_token())
+        >>> cfg = TransferConfig(mode="baseline", base="vgg16", image_size=32, epochs=2)
+        >>> rec = transfer_run(ws, cfg, digits_dataset(per_class=5), name="Transfer 1", title="baseline")
+        >>> rec.status, rec.epochs_done, len(rec.data["validation"]), ws.load_arrays(rec.id, "validation")["images"].shape
+        ('finished', 2, 10, (10, 32, 32, 3))
+    """
+    from .runs import save_evaluation
+
+    _validate(config)
+    rec = workspace.new_run("transfer", name=name, title=title, config=config_dict(config),
+                            data=data_record(dataset, config), extra=dict(extra or {}))
+
+    class Saving:
+        """The job's context, plus the history and phases saved after every epoch."""
+
+        def report(self, p: dict) -> None:
+            if p.get("phase") == "epoch_end":
+                rec.history, rec.phases = p.get("history", rec.history), p.get("phases", rec.phases)
+                workspace.save_run(rec)
+            if ctx is not None:
+                ctx.report(p)
+
+        def should_stop(self) -> bool:
+            return ctx.should_stop() if ctx is not None else False
+
+    with workspace.beating(rec.id):
+        try:
+            result = run_transfer(config, dataset, Saving(), cache_dir=cache_dir)
+            if result.evaluation is not None:
+                model = result.model if config.mode == "baseline" else transfer.flat_model(result.model)
+                workspace.save_model(rec.id, model)
+                rec.has_model = True
+                save_evaluation(workspace, rec, result.evaluation)
+                workspace.save_arrays(rec.id, "validation", images=result.val_images, labels=result.val_labels)
+        except BaseException as err:
+            rec.status = "failed"
+            rec.error = str(err) if isinstance(err, CvcoreError) else f"{type(err).__name__}: {err}"
+            workspace.save_run(rec)
+            raise
+        rec.history, rec.phases = result.history, [list(ph) for ph in result.phases]
+        rec.seconds, rec.status = result.seconds, "stopped" if result.stopped else "finished"
+        rec.extra.update(class_names=list(result.class_names), extraction=result.extraction, params=result.params,
+                         train_images=int(result.train_images), epoch_seconds=list(result.epoch_seconds))
+        workspace.save_run(rec)
+    return rec

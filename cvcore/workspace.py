@@ -521,6 +521,37 @@ class Workspace:
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
             raise StoreError(f"The {name} arrays of run {run_id} cannot be read: {err}") from None
 
+    # ------------------------------------------------------------------ results of other work
+    def _result_path(self, key: str) -> Path:
+        return self.path / "results" / f"{hashlib.sha256(str(key).encode()).hexdigest()[:40]}.npz"
+
+    def save_result(self, key: str, **arrays) -> None:
+        """Keep what a piece of work made (a gradient-ascent picture, a Score-CAM map) under ``key``
+        (any text: what decides the result), as ``.npz`` without pickle.
+
+        Example:
+            >>> ws = Store(tempfile.mkdtemp()).anonymous(new_token())
+            >>> ws.save_result("cam|run:1|class 3", value=np.ones((2, 2)), stopped=False)
+            >>> ws.load_result("cam|run:1|class 3")["value"].shape, ws.load_result("another") is None
+            ((2, 2), True)
+        """
+        for name, value in arrays.items():
+            if np.asarray(value).dtype == object:
+                raise StoreError(f"Array {name!r} holds Python objects; only numbers are kept.")
+        path = self._result_path(key)
+        path.parent.mkdir(exist_ok=True, mode=0o700)
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        atomic_write(path, buf.getvalue())
+
+    def load_result(self, key: str):
+        """What :meth:`save_result` kept under ``key`` (``{name: array}``), or None when nothing readable is."""
+        try:
+            with np.load(self._result_path(key), allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+            return None
+
     def run_archive(self, run_id: str, extra: dict | None = None) -> bytes:
         """A zip of the whole run: its record, model, arrays, history (and ``extra`` {file name: text})."""
         rec = self.run(run_id)

@@ -21,6 +21,7 @@ from cvcore.folders import ImageDataset, scan_image_folder
 from ui import datasets, plots
 from ui.common import show_error, wide_layout
 from ui.image_source import pick_image
+from ui.jobs import count_progress, job_view
 from ui.workspace import job_owner
 
 COLUMNS = ("R", "G", "B", "threshold")
@@ -248,11 +249,11 @@ else:
 # ============================================================================ 5. folder
 st.subheader("5 · Apply to a whole folder", divider="gray")
 st.caption("The same method and parameters over every image of the data set loaded on the Data page, written as "
-           "PNGs into a new folder of this session (class folders kept; the originals are never touched).")
+           "PNGs into a new folder of your workspace (class folders kept; the originals are never touched).")
 
 
 def new_output_folder(prefix: str):
-    """A new folder in this session's private workspace and the bytes it may still take (None: no
+    """A new folder in the user's private workspace and the bytes it may still take (None: no
     quota), falling back to the session folder, or to a temporary one, where the workspace is missing."""
     workspace = getattr(datasets, "session_workspace", None)
     if workspace is not None:
@@ -314,7 +315,7 @@ def use_cleaned(dest, from_ds) -> None:
 ds = datasets.current_dataset()
 active = manager.active_job(job_owner())
 if ds is None:
-    st.info("No data set is loaded in this session: load one on the Data page, then come back here to remove "
+    st.info("No data set is loaded in your workspace: load one on the Data page, then come back here to remove "
             "the background of all its images.", icon=":material/folder_open:")
 else:
     st.markdown(f"Data set **{ds.name}**: {len(ds.files):,} image{'' if len(ds.files) == 1 else 's'}. Method and "
@@ -329,28 +330,20 @@ if st.session_state.get("bg_submit_error"):
 job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
 
 
+def folder_ended(ended) -> None:
+    """Keep the summary (or the failure) for the page below: the written folder, the download."""
+    if ended.status == "failed":
+        st.session_state["bg_failed"] = ended.error
+    else:
+        st.session_state[RESULT_KEY] = ended.result
+    st.session_state.pop(JOB_KEY, None)
+
+
 @st.fragment(run_every=0.5 if job is not None and job.active else None)
 def folder_progress():
-    current = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
-    if current is None:
-        return
-    if current.status == "queued":
-        st.info(f"Queued behind other sessions' work: position {current.queue_position()}. It starts by itself.",
-                icon=":material/hourglass_top:")
-        st.button("Stop", icon=":material/stop:", key="bg_stop_queued", on_click=current.stop)
-    elif current.active:
-        p = current.progress
-        done, total = int(p.get("done", 0)), max(int(p.get("total", 1) or 1), 1)
-        st.progress(min(done / total, 1.0), text=f"{done:,} of {total:,} images")
-        st.button("Stop", icon=":material/stop:", key="bg_stop",
-                  on_click=current.stop, help="Ends the run after the current image; what was written is kept.")
-    else:
-        if current.status == "failed":
-            st.session_state["bg_failed"] = current.error
-        else:
-            st.session_state[RESULT_KEY] = current.result
-        st.session_state.pop(JOB_KEY, None)
-        st.rerun()  # the whole page: the summary and the download appear below
+    job_view(manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None, key="bg",
+             describe=count_progress("images"), on_end=folder_ended,
+             stop_help="Ends the run after the current image; what was written is kept.")
 
 
 with st.container():  # the polling fragment in a container of its own
@@ -368,7 +361,7 @@ if summary is not None:
                            help="Class folders of PNGs, leaves on black, ready for the Data page or Keras.")
         from_ds = st.session_state.get("bg_from")
         if from_ds is not None:
-            st.button("Use the cleaned images as this session's data set", key="bg_use", icon=":material/swap_horiz:",
+            st.button("Use the cleaned images as your data set", key="bg_use", icon=":material/swap_horiz:",
                       on_click=use_cleaned, args=(summary.dest, from_ds),
                       help=f"The Data, Augmentation and later pages then work on leaves on black, with the same "
                            f"validation split as {from_ds.name}.")
@@ -376,7 +369,7 @@ if summary is not None:
             show_error(CvcoreError(st.session_state.pop("bg_use_error")))
         cleaned = datasets.current_dataset()
         if cleaned is not None and cleaned.source == "derived" and Path(cleaned.root) == Path(summary.dest):
-            st.success(f"**{cleaned.name}** is this session's data set: {len(cleaned):,} images, "
+            st.success(f"**{cleaned.name}** is your data set: {len(cleaned):,} images, "
                        f"{int(cleaned.validation.sum()):,} in validation as before.", icon=":material/check_circle:")
     if summary.skipped:
         st.dataframe(pd.DataFrame(summary.skipped, columns=["file", "why it was skipped"]), hide_index=True,

@@ -19,6 +19,7 @@ from cvcore.workspace import QuotaExceededError
 from ui import plots
 from ui.common import dataset, drawn_digit, show_error, wide_layout
 from ui.diagram import model_dot
+from ui.jobs import job_view, live_learning_curves, run_ended
 from ui.model_builder import LAYERS_KEY, layer_stack_editor, load_stack
 from ui.runs import STATUS_TEXT, manage_run, quota_error, run_evaluation, run_model
 from ui.workspace import current_workspace
@@ -29,10 +30,9 @@ JOB_PREFIX = "train "  # a training job's name: how a reloaded page finds its wo
 DEFAULT_PRESET = "Basic CNN (6 and 12 filters)"
 INPUT_SHAPE = [28, 28, 1]
 
+wide_layout()
 ws = current_workspace()
 manager = jobs.default_manager()
-
-wide_layout()
 st.title("Train a ConvNet")
 st.caption("Build a ConvNet layer by layer or start from the chapters' models, train it on digits or clothes, "
            "and watch the curves: the gap between training and validation tells under- from overfitting.")
@@ -192,28 +192,10 @@ job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) el
 
 @st.fragment(run_every=1.0 if job is not None and job.active else None)
 def live_training():
-    current = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
-    if current is None:
-        return
-    p = current.progress or {}
-    if current.status == "queued":
-        st.info(f"Queued behind other sessions' training: position {current.queue_position()}. "
-                "It starts by itself.", icon=":material/hourglass_top:")
-    elif current.active:
-        done, label = describe_progress(p)
-        st.progress(done, text=label)
-        st.button("Stop", icon=":material/stop:", key="trn_stop", on_click=current.stop,
-                  help="Ends the run cleanly within a batch (a chunk in fast mode) and keeps its weights.")
-    history = p.get("history") or {}
-    if any(history.values()):
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(plots.learning_curves({"this run": history}, "loss"), key="trn_live_loss")
-        c2.plotly_chart(plots.learning_curves({"this run": history}, "accuracy"), key="trn_live_acc")
-    if current.status == "failed":
-        st.error(f"Training failed: {current.error}", icon=":material/error:")
-    elif not current.active:  # the run is in the workspace: the whole page shows it below
-        st.session_state.pop(JOB_KEY, None)
-        st.rerun()
+    job_view(manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None, key="trn",
+             describe=describe_progress, on_end=run_ended(JOB_KEY, "trn_submit_error"),
+             curves=live_learning_curves("trn"),
+             stop_help="Ends the run cleanly within a batch (a chunk in fast mode) and keeps its weights.")
 
 
 with st.container():  # the polling fragment in a container of its own: its reruns never shift what follows

@@ -7,7 +7,6 @@ Stop, the runs compared, and one run looked into. The trained models are
 offered on the Visualize page. All numerics are cvcore's (cvcore.transfer,
 cvcore.transfer_runs).
 """
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +16,18 @@ from cvcore import applications, jobs
 from cvcore import augment as aug
 from cvcore.errors import CvcoreError
 from cvcore.training import describe_progress
-from cvcore.transfer import flat_model
-from cvcore.transfer_runs import (MODE_TITLES, MODES, TransferConfig, mode_costs, mode_params, run_transfer,
+from cvcore.transfer_runs import (MODE_TITLES, MODES, TransferConfig, mode_costs, mode_params, transfer_run,
                                   transfer_summary)
-from cvcore.workspace import state_dir
+from cvcore.workspace import QuotaExceededError, state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
 from ui.datasets import current_dataset, demo_dataset, session_workspace, thumbnails
-from ui.workspace import job_owner
+from ui.jobs import job_view, live_learning_curves, run_ended
+from ui.runs import STATUS_TEXT, manage_run, quota_error, run_arrays, run_evaluation
 
-RUNS_KEY, JOB_KEY, META_KEY = "tl_runs", "tl_job_id", "tl_job_meta"
+JOB_KEY = "tl_job_id"
+JOB_PREFIX = "transfer "  # a transfer job's name: how a reloaded page finds its workspace's running job
 AUG_RECIPE_KEY = "aug_keras_recipe"  # the Augment page's last Keras recipe
-MODELS_KEPT = 4  # trained models kept per session (older runs keep their curves); VGG16 is 60 MB
 SEED_ACCURACY = {"baseline": "about 54%", "frozen": "about 85%", "features": "about 85%",
                  "finetune": "better still", "scratch": "far below the pretrained base"}
 MODE_HELP = {
@@ -43,11 +42,9 @@ MODE_HELP = {
                "Slow, and with a few hundred images it learns little.",
 }
 
-st.session_state.setdefault(RUNS_KEY, [])
-st.session_state.setdefault(META_KEY, {})
-manager = jobs.default_manager()
-
 wide_layout()
+ws = session_workspace()
+manager = jobs.default_manager()
 st.title("Transfer learning")
 st.caption("A network trained on ImageNet's 1.2 million photographs already knows edges, textures and parts. "
            "Freeze it, put a small new head on top, and train the head on your classes; cache what the base "
@@ -78,7 +75,7 @@ st.subheader("1 · Data", divider="gray")
 ds = current_dataset()
 if ds is None:
     ds = demo_dataset("fashion-mnist")
-    st.info(f"No data set is loaded in this session, so the offline demo is used: **{ds.name}**, written out as RGB "
+    st.info(f"No data set is loaded in your workspace, so the offline demo is used: **{ds.name}**, written out as RGB "
             "class folders. Load your own image folders (a zip, or a server folder such as the plant seedlings) on "
             "the Data page; its validation split is used here.", icon=":material/folder_open:")
     st.page_link("pages/data.py", label="Load your image folders", icon=":material/folder_open:")
@@ -119,10 +116,18 @@ min_side = 75 if base == "inceptionv3" else 32
 side = int(c2.number_input("Input size (px)", min_side, 299, max(150, min_side), step=2, key=f"tl_side_{base}",
                            help="Images are resized to this square, as flow_from_directory(target_size=(150, 150)) "
                                 "did in the seed. Smaller is faster; the base's output map shrinks with it."))
+WEIGHT_CHOICES = ["ImageNet", "Random (no pretraining)", "Upload a weights file"]
+# The weights chosen last in this workspace, so that a reload comes back to the same page (and its runs) even
+# where ImageNet's weights cannot be had.
+remembered = ws.read_json("transfer-choices", {}) or {}
+if "tl_weights" not in st.session_state and remembered.get("weights") in WEIGHT_CHOICES[:2]:
+    st.session_state["tl_weights"] = remembered["weights"]
 weights_choice = c3.radio(
-    "Weights", ["ImageNet", "Random (no pretraining)", "Upload a weights file"], key="tl_weights", horizontal=True,
+    "Weights", WEIGHT_CHOICES, key="tl_weights", horizontal=True,
     help="ImageNet weights come through Keras' cache (downloaded once on a machine with internet) or from a folder "
          "the operator configures ($CVCORE_WEIGHTS_DIR). Random weights: the seed's training from scratch.")
+if remembered.get("weights") != weights_choice:
+    ws.write_json("transfer-choices", {**remembered, "weights": weights_choice})
 spec = applications.APPLICATIONS[base]
 weights = None
 if weights_choice == "ImageNet":
@@ -138,8 +143,8 @@ if weights_choice == "ImageNet":
     c3.caption(f":material/check_circle: {path.name}")
 elif weights_choice == "Upload a weights file":
     up = c3.file_uploader(f"{spec['title']}'s weights without the top (.h5)", type=["h5"], key=f"tl_weights_file_{base}",
-                          help=f"Keras' file {spec['files'][1]} ({spec['mb'][1]} MB). It stays in this session's "
-                               "private folder until the session ends.")
+                          help=f"Keras' file {spec['files'][1]} ({spec['mb'][1]} MB). It is kept in your "
+                               "workspace's private folder.")
     if up is None:
         st.info(f"Upload {spec['files'][1]}, or pick ImageNet or random weights.", icon=":material/upload:")
         st.stop()
@@ -267,21 +272,29 @@ config = TransferConfig(mode=mode, base=base, image_size=side, weights=weights, 
                         finetune_layers=int(finetune_layers or summary["default_finetune_layers"]),
                         finetune_epochs=finetune_epochs, finetune_learning_rate=finetune_lr,
                         max_per_class=max_per_class, seed=seed)
-active = manager.active_job(job_owner())
+active = manager.active_job(ws.id)  # one job at a time per workspace, whichever tab or page started it
+if active is not None and active.name.startswith(JOB_PREFIX) and JOB_KEY not in st.session_state:
+    st.session_state[JOB_KEY] = active.id  # a reload, or a second tab: follow the workspace's running run
 cache_dir = state_dir() / "features"
 
 
+def next_name() -> str:
+    """'Transfer N', one past the highest of this workspace's runs so named."""
+    numbers = [int(r.name[9:]) for r in ws.runs("transfer") if r.name.startswith("Transfer ") and r.name[9:].isdigit()]
+    return f"Transfer {max(numbers, default=0) + 1}"
+
+
 def start() -> None:
-    try:
-        job = manager.submit(job_owner(),
-                             lambda ctx: run_transfer(config, ds, ctx, cache_dir=cache_dir),
-                             name=f"transfer {mode}")
-    except CvcoreError as err:
-        st.session_state["tl_submit_error"] = str(err)
-        return
     title = MODE_TITLES[mode].split(":")[0] if mode == "baseline" else f"{spec['title']}: {MODE_TITLES[mode]}"
-    st.session_state[META_KEY][job.id] = {"config": config, "title": title, "dataset": ds.name,
-                                          "weights": weights_choice}
+    name = next_name()
+    try:
+        ws.ensure_room()
+        job = manager.submit(ws.id, lambda ctx: transfer_run(ws, config, ds, ctx, name=name, title=title,
+                                                             cache_dir=cache_dir, extra={"weights": weights_choice}),
+                             name=JOB_PREFIX + mode)
+    except CvcoreError as err:
+        st.session_state["tl_submit_error"] = err
+        return
     st.session_state[JOB_KEY] = job.id
 
 
@@ -290,30 +303,12 @@ c1.button("Train", type="primary", icon=":material/play_arrow:", key="tl_train",
           disabled=active is not None,
           help="Runs in the background: the page stays usable and other sessions are not blocked.")
 if active is not None and active.id != st.session_state.get(JOB_KEY):
-    c2.caption(f"Another job of this session is running ({active.name}); it must end first.")
-if st.session_state.get("tl_submit_error"):
-    st.error(st.session_state.pop("tl_submit_error"), icon=":material/error:")
-
-
-def record_finished(job) -> None:
-    runs = st.session_state[RUNS_KEY]
-    if any(r["job"] == job.id for r in runs):
-        return
-    meta = st.session_state[META_KEY].pop(job.id)
-    result = job.result
-    number = len(runs) + 1
-    epochs_run = len(result.history.get("loss", []))
-    model = flat_model(result.model) if result.model is not None and result.config.mode != "baseline" else result.model
-    runs.append({
-        "id": uuid.uuid4().hex, "job": job.id, "number": number, "label": f"Transfer {number}", "title": meta["title"], "config": meta["config"],
-        "dataset": meta["dataset"], "weights": meta["weights"], "history": result.history, "phases": result.phases,
-        "stopped": result.stopped, "seconds": result.seconds, "model": model if result.evaluation is not None else None,
-        "evaluation": result.evaluation, "class_names": result.class_names,
-        "test_data": (result.val_images, result.val_labels), "extraction": result.extraction, "params": result.params,
-        "train_images": result.train_images, "epochs_run": epochs_run, "epoch_seconds": result.epoch_seconds,
-    })
-    for old in runs[:-MODELS_KEPT]:  # memory: the newest models, every run's curves and scores
-        old["model"] = None
+    c2.caption(f"Another job of your workspace is running ({active.name}); it must end first.")
+submit_error = st.session_state.pop("tl_submit_error", None)
+if isinstance(submit_error, QuotaExceededError):
+    quota_error(ws, submit_error, "tl")
+elif submit_error is not None:
+    st.error(str(submit_error), icon=":material/error:")
 
 
 job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
@@ -321,39 +316,20 @@ job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) el
 
 @st.fragment(run_every=1.0 if job is not None and job.active else None)
 def live():
-    current = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
-    if current is None:
-        return
-    p = current.progress or {}
-    if current.status == "queued":
-        st.info(f"Queued behind other sessions' jobs: position {current.queue_position()}. It starts by itself.",
-                icon=":material/hourglass_top:")
-    elif current.active:
-        frac, text = describe_progress(p)
-        b1, b2 = st.columns([6, 1], vertical_alignment="bottom")
-        b1.progress(min(max(frac, 0.0), 1.0), text=text)
-        b2.button("Stop", icon=":material/stop:", key="tl_stop", on_click=current.stop,
-                  help="Ends the run within a batch and keeps what it learned so far (a stopped feature "
+    job_view(manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None, key="tl",
+             describe=describe_progress, on_end=run_ended(JOB_KEY, "tl_submit_error"),
+             curves=live_learning_curves("tl"),
+             stop_help="Ends the run within a batch and keeps what it learned so far (a stopped feature "
                        "extraction caches nothing).")
-    history = p.get("history") or {}
-    if any(history.values()):
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(plots.learning_curves({"this run": history}, "loss", phases=p.get("phases")), key="tl_live_loss")
-        c2.plotly_chart(plots.learning_curves({"this run": history}, "accuracy", phases=p.get("phases")),
-                        key="tl_live_acc")
-    if current.status == "failed":
-        st.error(f"Training failed: {current.error}", icon=":material/error:")
-    elif not current.active:
-        record_finished(current)
-        st.session_state.pop(JOB_KEY, None)
-        st.rerun()
 
 
 with st.container():
     live()
 
 # ============================================================================ 5. runs
-runs = st.session_state[RUNS_KEY]
+runs = ws.runs("transfer")
+for problem in ws.problems():
+    st.warning(f"A run in your workspace could not be read and is skipped ({problem}).", icon=":material/broken_image:")
 if not runs:
     st.info("Train the baseline first: it tells how hard the data set is. Then a frozen base, cached features, "
             "fine-tuning, and compare.", icon=":material/school:")
@@ -361,64 +337,80 @@ if not runs:
 
 st.subheader("4 · Runs, side by side", divider="gray")
 table = []
+statuses = {r.id: ws.status(r) for r in runs}
 for r in runs:
-    h, cfg = r["history"], r["config"]
-    per_epoch = float(np.median(r["epoch_seconds"][:r["phases"][0][1]])) if r["phases"] and r["phases"][0][1] else None
-    table.append({
-        "run": r["label"], "model": r["title"], "data": r["dataset"], "size": cfg.image_size,
-        "weights": "—" if cfg.mode == "baseline" else "random" if cfg.mode == "scratch" else r["weights"],
-        "train images": r["train_images"], "epochs": r["epochs_run"],
+    h, cfg, x = r.history, r.config, r.extra
+    secs = x.get("epoch_seconds") or []
+    first_phase = r.phases[0][1] if r.phases and r.phases[0][1] else None
+    per_epoch = float(np.median(secs[:first_phase])) if first_phase and secs[:first_phase] else None
+    extraction = x.get("extraction")
+    table.append({  # None where a value does not apply: shown as an empty cell
+        "run": r.name, "model": r.title, "data": r.data.get("dataset"), "size": cfg.get("image_size"),
+        "weights": "—" if cfg.get("mode") == "baseline" else "random" if cfg.get("mode") == "scratch"
+        else x.get("weights"),
+        "train images": x.get("train_images", len(r.data.get("train", [])) or None), "epochs": r.epochs_done,
         "train acc": (h.get("accuracy") or [None])[-1],
-        "val acc": r["evaluation"].accuracy if r["evaluation"] is not None else None,
-        "features": ("from the cache" if r["extraction"]["cached"] else f"computed in {r['extraction']['seconds']:.0f} s")
-        if r["extraction"] else "",
-        "s / epoch": round(per_epoch, 3) if per_epoch else None, "seconds": round(r["seconds"], 1),
-        "stopped": "stopped" if r["stopped"] else "",
+        "val acc": r.evaluation["accuracy"] if r.evaluation else None,
+        "features": ("from the cache" if extraction["cached"] else f"computed in {extraction['seconds']:.0f} s")
+        if extraction else "",
+        "s / epoch": round(per_epoch, 3) if per_epoch else None,
+        "seconds": round(r.seconds, 1) if r.seconds is not None else None,
+        "status": STATUS_TEXT[statuses[r.id]],
     })
 st.dataframe(table, hide_index=True, width="stretch", key="tl_runs_table", placeholder="",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("train acc", "val acc")})
-baselines = [r for r in runs if r["config"].mode == "baseline" and r["evaluation"] is not None]
+if any(s == "interrupted" for s in statuses.values()):
+    st.caption(":material/warning: An *interrupted* run's job ended without finishing (the server stopped, or it "
+               "crashed): it keeps the epochs it had saved.")
+baselines = [r for r in runs if r.config.get("mode") == "baseline" and r.evaluation]
 if baselines:
     b = baselines[-1]
-    chance = 1 / len(b["class_names"])
-    acc = b["evaluation"].accuracy
+    chance = 1 / len(b.extra["class_names"])
+    acc = b.evaluation["accuracy"]
     verdict = ("Well above that: the raw pixels already tell much of the answer (colour, brightness, "
                "background), so read a ConvNet's score against this one, not against chance"
                if acc >= 1.5 * chance else
                "Hardly better: the pixels alone do not give the answer away here, so what a ConvNet scores it earns")
-    st.info(f"**The baseline ({b['label']}) reached {acc:.0%}** on validation; guessing gets {chance:.0%}. "
+    st.info(f"**The baseline ({b.name}) reached {acc:.0%}** on validation; guessing gets {chance:.0%}. "
             f"{verdict}. The seed's lesson: if a trivial model does well, the data gives the answer away. Its "
             "logistic regression reached about 54% on the plant seedlings (12 classes); VGG16 with a new head "
             "about 85%.", icon=":material/lightbulb:")
-labels = [r["label"] for r in runs]
-chosen = st.multiselect("Compare", labels, default=labels[-2:], key=f"tl_compare_{len(labels)}",
+names_by_id = {r.id: r.name for r in runs}
+ids = [r.id for r in runs]
+chosen = st.multiselect("Compare", ids, default=ids[-2:], format_func=names_by_id.get, key=f"tl_compare_{len(ids)}",
                         help="Solid: training. Dashed: validation. A dotted line marks where fine-tuning begins.")
 if chosen:
-    picked = {r["label"]: r["history"] for r in runs if r["label"] in chosen}
-    phased = [r for r in runs if r["label"] in chosen and len(r["phases"]) > 1]
-    phases = phased[0]["phases"] if len(phased) == 1 else None  # where fine-tuning begins
+    picked = {r.name: r.history for r in runs if r.id in chosen}
+    phased = [r for r in runs if r.id in chosen and len(r.phases) > 1]
+    phases = phased[0].phases if len(phased) == 1 else None  # where fine-tuning begins
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.learning_curves(picked, "loss", phases=phases), key="tl_cmp_loss")
     c2.plotly_chart(plots.learning_curves(picked, "accuracy", phases=phases), key="tl_cmp_acc")
 
 # ============================================================================ 6. one run
 st.subheader("5 · Inside one run", divider="gray")
-judged = [r for r in runs if r["evaluation"] is not None]
+judged = {r.id: r for r in runs if r.evaluation}
 if not judged:
     st.info("The runs so far were stopped before they learned anything.", icon=":material/info:")
     st.stop()
-pick = st.selectbox("Run", [r["label"] for r in judged], index=len(judged) - 1, key=f"tl_eval_run_{len(judged)}",
-                    format_func=lambda lb: f"{lb}: {next(r['title'] for r in judged if r['label'] == lb)}")
-run = next(r for r in judged if r["label"] == pick)
-ev, names_ = run["evaluation"], run["class_names"]
-x_val, y_val = run["test_data"]
+pick = st.selectbox("Run", list(judged), index=len(judged) - 1, key=f"tl_eval_run_{len(judged)}",
+                    format_func=lambda i: f"{judged[i].name}: {judged[i].title}")
+run = judged[pick]
+ev, names_ = run_evaluation(ws, run), run.extra.get("class_names") or []
+validation = run_arrays(ws, run, "validation")
+if ev is None or validation is None:
+    st.stop()  # said on the page
+x_val, y_val = validation["images"], validation["labels"]
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"On all {len(y_val):,} validation images.")
 m2.metric("Validation loss", f"{ev.loss:.4f}")
 m3.metric("Mistakes", f"{len(ev.wrong):,}")
-if run["params"]:
-    m4.metric("Trainable parameters", f"{run['params']['trainable']:,}", help=f"Of {run['params']['total']:,} in all.")
-if run["model"] is not None:
+params = run.extra.get("params")
+if params:
+    m4.metric("Trainable parameters", f"{params['trainable']:,}", help=f"Of {params['total']:,} in all.")
+with st.expander("Rename, download or delete this run", icon=":material/folder_managed:"):
+    manage_run(ws, run, "tl")
+if run.has_model:
     st.page_link("pages/visualize.py", label="Look inside this model: Grad-CAM on your classes",
                  icon=":material/visibility:")
     st.caption("The Visualize page lists it under *Trained here*, with these validation images as its test images.")

@@ -23,10 +23,10 @@ from ui import plots
 from ui.common import dataset, show_error, wide_layout
 from ui.datasets import session_workspace
 from ui.image_source import pick_image
-from ui.runs import run_model
+from ui.runs import run_arrays, run_model
+from ui.jobs import count_progress, job_view
 from ui.workspace import current_workspace, job_owner
 
-TRANSFER_RUNS_KEY = "tl_runs"  # the Transfer page's runs (this session's; the Train page's are in the workspace)
 JOB_KEY = "vis_job"  # {"id", "key", "label"} of the running visualization job
 RESULTS_KEY = "vis_results"  # key -> result of a finished job, this session's
 MAX_RESULTS = 24
@@ -46,14 +46,13 @@ st.caption(
 # ============================================================================ 1. model
 st.subheader("1 · Model", divider="gray")
 ws = current_workspace()
-# The Train page's runs with a model, from the workspace (a reload keeps them), then the Transfer page's.
+# The Train and Transfer pages' runs that saved a model, from the workspace (a reload keeps them).
 runs = [{"id": r.id, "label": r.name, "title": r.title, "dataset": r.data.get("dataset") or r.config.get("dataset"),
-         "record": r} for r in ws.runs(("train", "upload")) if r.has_model]
-runs += [r for r in st.session_state.get(TRANSFER_RUNS_KEY, []) if r.get("model") is not None]
+         "record": r} for r in ws.runs(("train", "upload", "transfer")) if r.has_model]
 source = st.segmented_control(
     "Model", ["Trained here", "ImageNet model", "Upload .keras"], key="vis_model_source",
     default="Trained here" if runs else "ImageNet model",
-    help="A model you trained on the Train or Transfer page in this session, a famous network trained on ImageNet "
+    help="A model you trained on the Train or Transfer page (kept in your workspace), a famous network trained on ImageNet "
          "(VGG16, ResNet50, InceptionV3, MobileNetV2), or a .keras file.",
 ) or ("Trained here" if runs else "ImageNet model")
 
@@ -73,16 +72,16 @@ def use_random_weights():
 
 def trained_model():
     if not runs:
-        st.info("No model has been trained in this session yet: train one on the Train page (a minute on the "
+        st.info("No model has been trained in your workspace yet: train one on the Train page (a minute on the "
                 "digits), or pick an ImageNet model or upload a .keras file.", icon=":material/model_training:")
         st.page_link("pages/train.py", label="Train a ConvNet", icon=":material/model_training:")
         st.stop()
     by_id = {r["id"]: r for r in runs}
     run_id = st.selectbox("Run", list(by_id)[::-1], key="vis_run",
                           format_func=lambda i: f"{by_id[i]['label']}: {by_id[i]['title']}",
-                          help="The Train page's runs that saved a model, and the Transfer page's newest runs.")
+                          help="The runs of the Train and Transfer pages that saved a model.")
     run = by_id[run_id]
-    model = run["model"] if "record" not in run else run_model(ws, run["record"])
+    model = run_model(ws, run["record"])
     if model is None:
         st.stop()  # run_model said why
     _, class_names, _ = run_test_data(run)
@@ -93,8 +92,12 @@ def trained_model():
 def run_test_data(run):
     """``((x_test, y_test), class_names, key)`` of a run: a Transfer run's validation images, or the
     test set of the Train run's data set."""
-    if run.get("test_data") is not None:
-        return run["test_data"], run["class_names"], run["label"]
+    rec = run["record"]
+    if rec.kind == "transfer":  # judged on its validation images, kept with the run
+        arrays = run_arrays(ws, rec, "validation")
+        if arrays is None:
+            st.stop()  # said on the page
+        return (arrays["images"], arrays["labels"]), rec.extra.get("class_names") or [], rec.id
     (_, test, class_names), used, _ = dataset(run["dataset"])
     return test, class_names, used
 
@@ -239,15 +242,47 @@ predicted = top[0][0]
 
 
 # ============================================================================ jobs: long work in the background
-def results() -> dict:
-    return st.session_state.setdefault(RESULTS_KEY, {})
+class Results:
+    """The pictures that long work made, by what decides them: this session's in memory, and every one in
+    the workspace on disk (a reload, a restart or another tab finds them there)."""
+
+    def __init__(self):
+        self.memory = st.session_state.setdefault(RESULTS_KEY, {})
+
+    def get(self, key):
+        if key not in self.memory:
+            saved = ws.load_result(repr(key))
+            if saved is None:
+                return None
+            self.keep(key, {"value": saved["value"], "stopped": bool(saved["stopped"])}, save=False)
+        return self.memory[key]
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+    def __getitem__(self, key):
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def keep(self, key, value, save=True):
+        if save:
+            try:
+                ws.save_result(repr(key), value=value["value"], stopped=value["stopped"])
+            except CvcoreError as err:  # a full disk: shown now, kept for this session
+                st.session_state["vis_submit_error"] = f"{err} The picture is kept until you leave this page."
+        self.memory[key] = value
+        while len(self.memory) > MAX_RESULTS:
+            self.memory.pop(next(iter(self.memory)))
+
+
+def results() -> Results:
+    return Results()
 
 
 def keep(key, value) -> None:
-    store = results()
-    store[key] = value
-    while len(store) > MAX_RESULTS:
-        store.pop(next(iter(store)))
+    results().keep(key, value)
 
 
 def submit(key, label, fn, unit="steps", on_stop="Stops after the current step and keeps the picture so far.",
@@ -272,23 +307,9 @@ active = st.session_state.get(JOB_KEY)
 job = manager.get(active["id"]) if active else None
 
 
-@st.fragment(run_every=0.5 if job is not None and job.active else None)
-def job_progress():
-    info = st.session_state.get(JOB_KEY)
-    current = manager.get(info["id"]) if info else None
-    if current is None:
-        return
-    if current.active:
-        p = current.progress
-        done, total = p.get("done", 0), max(p.get("total", 1), 1)
-        text = ("Waiting for a free slot…" if current.status == "queued"
-                else f"{info['label']}: {done} of {total} {info.get('unit', 'steps')}"
-                + (" · stopping…" if current.stop_requested else ""))
-        c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
-        c1.progress(min(done / total, 1.0), text=text)
-        c2.button("Stop", key="vis_stop", icon=":material/stop:", on_click=current.stop,
-                  disabled=current.stop_requested, help=info.get("on_stop"))
-        return
+def job_ended(current) -> None:
+    """Keep the picture (or a note of how far it got, or the failure) for the view below."""
+    info = st.session_state[JOB_KEY]
     result = current.result
     if current.status == "failed":
         st.session_state["vis_submit_error"] = f"{info['label']} failed: {current.error}"
@@ -301,7 +322,14 @@ def job_progress():
     else:
         keep(info["key"], {"value": result, "stopped": current.status == "stopped"})
     st.session_state.pop(JOB_KEY, None)
-    st.rerun()
+
+
+@st.fragment(run_every=0.5 if job is not None and job.active else None)
+def job_progress():
+    info = st.session_state.get(JOB_KEY)
+    job_view(manager.get(info["id"]) if info else None, key="vis", on_end=job_ended,
+             describe=count_progress(info.get("unit", "steps") if info else "steps", info["label"] if info else ""),
+             stop_help=info.get("on_stop", "") if info else "")
 
 
 def busy() -> bool:

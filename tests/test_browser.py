@@ -397,10 +397,10 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
         "From scratch (random weights, all trainable)", exact=True).click)
     set_number(page, "Epochs", 100)
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
-    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)  # live curves after an epoch
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").wait_for(timeout=60_000)
+    page.locator('.st-key-tl_live_loss [data-testid="stPlotlyChart"]').wait_for(timeout=120_000)  # live curves: an epoch
     shoot(page, "transfer-scratch-live")
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
     compare_chip(page, 5).wait_for(timeout=120_000)
     wait_ready(page)
     assert_no_errors(page, "transfer (stopped)")

@@ -184,7 +184,7 @@ def test_cleaned_images_become_the_data_set_with_the_same_split():
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     cleaned = at.session_state["cvx_dataset"]
-    assert "is this session's data set" in at.success[-1].value
+    assert "is your data set" in at.success[-1].value
     assert cleaned.source == "derived" and cleaned.name == "Synthetic seedlings (background removed)"
     assert len(cleaned) == len(original) == 120
     assert [f.rsplit(".", 1)[0] for f in cleaned.files] == [f.rsplit(".", 1)[0] for f in original.files]

@@ -6,7 +6,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, errors, metrics, rerun_until, wait_until
+from apptest_helpers import assert_clean, errors, metrics, page_runs, rerun_until, wait_until, workspace_of
 
 from cvcore import jobs, samples
 from cvcore.folders import ImageDataset, scan_image_folder
@@ -28,8 +28,11 @@ def fresh(monkeypatch, state_dir):
     yield
 
 
-def open_page(dataset=None, random_weights=True):
+def open_page(dataset=None, random_weights=True, token=None):
+    """The Transfer page in a new session; in the workspace of ``token`` (its link) when given."""
     at = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    if token is not None:
+        at.query_params["ws"] = token
     if dataset is not None:
         at.session_state["cvx_dataset"] = dataset
     at.run()
@@ -47,14 +50,14 @@ def per_class_slider(at):
 
 def train(at, mode, *, epochs=1, timeout=300):
     """Pick a mode, press Train, poll the page until the job has ended; returns the new run."""
-    before = len(at.session_state["tl_runs"])
+    before = len(page_runs(at, "transfer"))
     at.radio(key="tl_mode").set_value(mode).run()
     at.number_input(key=f"tl_epochs_{mode}").set_value(epochs).run()
     at.button(key="tl_train").click().run()
     assert_clean(at)
     rerun_until(at, lambda at: "tl_job_id" not in at.session_state or errors(at), timeout=timeout,
                 what=f"the {mode} run's end")
-    runs = at.session_state["tl_runs"]
+    runs = page_runs(at, "transfer")
     assert len(runs) == before + 1, errors(at)
     return runs[-1]
 
@@ -114,11 +117,14 @@ def test_every_mode_trains_in_the_background_and_hands_its_model_to_visualize():
     per_class_slider(at).set_value(5).run()
     for mode in ("baseline", "features", "frozen", "finetune", "scratch"):
         run = train(at, mode)
-        assert not run["stopped"] and run["evaluation"] is not None and run["train_images"] == 50
-        assert len(run["test_data"][1]) == 120 and run["class_names"][0] == "Ankle-boot"  # Keras' order
-        assert len(run["phases"]) == (2 if mode == "finetune" else 1)
-    runs = at.session_state["tl_runs"]
-    assert runs[1]["extraction"]["cached"] is False and runs[3]["extraction"]["cached"] is True  # reused
+        assert run.status == "finished" and run.evaluation and run.extra["train_images"] == 50 and run.has_model
+        # Exactly what it trained and validated on: 5 files of each class, and the split's 120.
+        assert len(run.data["train"]) == 50 and len(run.data["validation"]) == 120 and run.data["split"]
+        assert run.extra["class_names"][0] == "Ankle-boot"  # Keras' order
+        assert workspace_of(at).load_arrays(run.id, "validation")["labels"].shape == (120,)
+        assert len(run.phases) == (2 if mode == "finetune" else 1)
+    runs = page_runs(at, "transfer")
+    assert runs[1].extra["extraction"]["cached"] is False and runs[3].extra["extraction"]["cached"] is True  # reused
     assert any("The baseline (Transfer 1) reached" in i.value for i in at.info)
     assert metrics(at)["Validation accuracy"].endswith("%")
 
@@ -126,7 +132,7 @@ def test_every_mode_trains_in_the_background_and_hands_its_model_to_visualize():
     assert_clean(at)
     m = metrics(at)
     assert m["Input"] == "32 x 32 x 3" and m["Classes"] == "10"
-    assert at.selectbox(key="vis_run").value == "Transfer 5"
+    assert at.selectbox(key="vis_run").value == runs[-1].id and runs[-1].name == "Transfer 5"
     assert at.selectbox(key="vis_test_class").options[0] == "Ankle-boot"
 
 
@@ -144,10 +150,11 @@ def test_a_run_can_be_stopped_and_is_kept_as_stopped():
     rerun_until(at, lambda at: any(b.key == "tl_stop" for b in at.button), timeout=30, what="the Stop button")
     at.button(key="tl_stop").click().run()
     rerun_until(at, lambda at: "tl_job_id" not in at.session_state, timeout=120, what="the stopped run's end")
-    run = at.session_state["tl_runs"][-1]
-    assert run["stopped"] and 1 <= run["epochs_run"] < 200 and run["evaluation"] is not None
+    run = page_runs(at, "transfer")[-1]
+    assert run.status == "stopped" and 1 <= run.epochs_done < 200 and run.evaluation
     # A value that does not apply (no features for this mode) shows as an empty cell, never as "None".
-    table = next(d for d in at.dataframe if "stopped" in d.value.columns)
+    table = next(d for d in at.dataframe if "status" in d.value.columns)
+    assert table.value["status"].iloc[-1] == "stopped"
     assert table.proto.HasField("placeholder") and table.proto.placeholder == ""
 
 
@@ -183,3 +190,21 @@ def test_a_data_set_without_validation_images_is_refused_with_what_to_do(tmp_pat
     at = open_page(ds, random_weights=False)
     assert "no validation images" in errors(at) and "Data page" in errors(at)
     assert "tl_train" not in [b.key for b in at.button]
+
+
+def test_a_transfer_run_is_still_there_after_a_reload_and_a_restart():
+    at = open_page()
+    at.number_input(key="tl_side_vgg16").set_value(32).run()
+    per_class_slider(at).set_value(3).run()
+    run = train(at, "baseline")
+    st.cache_resource.clear()  # as after a server restart: nothing from memory
+    st.cache_data.clear()
+    again = open_page(token=at.session_state["cvx_ws_token"], random_weights=False)
+    table = next(d.value for d in again.dataframe if "status" in d.value.columns)
+    assert list(table["run"]) == ["Transfer 1"] and table["val acc"].iloc[0] == pytest.approx(run.evaluation["accuracy"])
+    assert metrics(again)["Validation accuracy"] == f"{run.evaluation['accuracy']:.1%}"
+    assert any("The baseline (Transfer 1) reached" in i.value for i in again.info)
+    again.switch_page("pages/visualize.py").run()
+    assert_clean(again)
+    assert again.selectbox(key="vis_run").value == run.id and metrics(again)["Input"] == "32 x 32 x 3"
+    assert page_runs(open_page(random_weights=False), "transfer") == []  # a stranger sees none of it

@@ -156,6 +156,16 @@ def test_filters_and_classes_by_gradient_ascent(digits_run):
     wait_for_job(at)
     assert not errors(at)
     assert any(k[0] == "class" for k in at.session_state["vis_results"])
+    pictures = len(at.get("image"))
+
+    # A reload (a new session with the same workspace link, nothing in memory): the picture is there at
+    # once, read from the workspace, with no job run again.
+    again = open_page(at.query_params["ws"])
+    assert "vis_results" not in again.session_state or not again.session_state["vis_results"]
+    again = open_view(again, "Classes")
+    again.number_input(key="vis_c_steps").set_value(10).run()
+    assert "vis_job" not in again.session_state and len(again.get("image")) == pictures
+    assert any(k[0] == "class" for k in again.session_state["vis_results"])
 
 
 def test_vgg16_without_imagenet_weights_says_so_and_offers_random_weights():

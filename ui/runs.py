@@ -54,6 +54,21 @@ def run_evaluation(ws: Workspace, rec):
         return None
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _arrays(ws_path: str, run_id: str, name: str, updated: float, _ws: Workspace):
+    return _ws.load_arrays(run_id, name)
+
+
+def run_arrays(ws: Workspace, rec, name: str):
+    """The arrays ``name`` kept with the run (``{"images", "labels"}`` of its validation set), or None
+    (said on the page)."""
+    try:
+        return _arrays(str(ws.path), rec.id, name, rec.updated, ws)
+    except StoreError as err:
+        st.warning(str(err), icon=":material/broken_image:")
+        return None
+
+
 def manage_run(ws: Workspace, rec, key: str, extra_files=None) -> None:
     """Rename, download whole (record, model, arrays, history and ``extra_files`` {name: text}), delete."""
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
