@@ -318,7 +318,7 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     shoot(page, "augment-uploaded-image")
     rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="imgaug").click)
     assert page.locator('[data-testid="stImage"]').count() >= 9
-    assert "iaa.Sequential" in page.locator('[data-testid="stCode"]').first.inner_text()
+    assert "iaa.Sequential" in page.get_by_test_id("stMainBlockContainer").locator('[data-testid="stCode"]').first.inner_text()
     assert_no_errors(page, "augment (imgaug)")
     shoot(page, "augment-imgaug")
 
@@ -342,9 +342,13 @@ def run_mode(page, mode_title, name, runs):
     """Pick a mode on the Transfer page, press Train, wait for the run (the session's runs + 1) to appear."""
     before = page.locator('[data-testid="stMetric"]', has_text="Validation accuracy").count()
     rerun(page, page.locator('[data-testid="stRadio"]', has_text="Mode").get_by_text(mode_title, exact=True).click)
-    page.get_by_role("button", name="Train", exact=True).click()
-    try:  # the new run joins the comparison: its chip in the "Compare" box (the runs table's cells are a canvas)
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.click()
+    try:  # the new run joins the comparison as it starts: its chip in the "Compare" box (the runs table's cells
+        # are a canvas); it has ended when Train can be pressed again
         compare_chip(page, runs + 1).wait_for(timeout=300_000)
+        page.wait_for_function("() => { const b = document.querySelector('.st-key-tl_train button');"
+                               " return b && !b.disabled; }", timeout=300_000, polling=200)
     except playwright.TimeoutError:
         shoot(page, f"transfer-{name}-no-run")
         alerts = [e.inner_text() for e in page.locator('[data-testid="stAlert"]').all()]
@@ -400,8 +404,10 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").wait_for(timeout=60_000)
     page.locator('.st-key-tl_live_loss [data-testid="stPlotlyChart"]').wait_for(timeout=120_000)  # live curves: an epoch
     shoot(page, "transfer-scratch-live")
-    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
-    compare_chip(page, 5).wait_for(timeout=120_000)
+    stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")
+    stop.click()
+    stop.wait_for(state="detached", timeout=120_000)  # the job has ended: its view is gone
+    compare_chip(page, 5).wait_for(timeout=120_000)  # and the run is kept
     wait_ready(page)
     assert_no_errors(page, "transfer (stopped)")
     shoot(page, "transfer-after-runs")
