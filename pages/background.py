@@ -330,13 +330,43 @@ if st.session_state.get("bg_submit_error"):
 job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
 
 
+LAST_RUN = "background-run"  # the workspace's note of its last folder run, so that a reload shows it again
+
+
 def folder_ended(ended) -> None:
-    """Keep the summary (or the failure) for the page below: the written folder, the download."""
+    """Keep the summary (or the failure) for the page below: the written folder, the download; the summary
+    and the data set it came from also in the workspace."""
     if ended.status == "failed":
         st.session_state["bg_failed"] = ended.error
     else:
-        st.session_state[RESULT_KEY] = ended.result
+        summary = st.session_state[RESULT_KEY] = ended.result
+        ws = datasets.session_workspace()
+        try:
+            from_ds = st.session_state.get("bg_from")
+            if from_ds is not None and hasattr(from_ds, "save"):
+                from_ds.save(ws.path / "background-source.json")
+            ws.write_json(LAST_RUN, {"dest": str(summary.dest), "total": summary.total, "written": summary.written,
+                                     "skipped": [list(s) for s in summary.skipped], "stopped": summary.stopped,
+                                     "seconds": summary.seconds, "bytes_written": summary.bytes_written,
+                                     "full": summary.full})
+        except (CvcoreError, OSError):
+            pass  # shown now all the same; a reload will not find it
     st.session_state.pop(JOB_KEY, None)
+
+
+def last_folder_run():
+    """The summary of the workspace's last folder run, from this session or from the workspace (a reload)."""
+    if RESULT_KEY not in st.session_state:
+        ws = datasets.session_workspace()
+        saved = ws.read_json(LAST_RUN)
+        if saved and Path(saved["dest"]).is_dir():
+            st.session_state[RESULT_KEY] = bg.FolderSummary(**{**saved, "dest": Path(saved["dest"]),
+                                                               "skipped": [tuple(s) for s in saved["skipped"]]})
+            try:
+                st.session_state["bg_from"] = ImageDataset.load(ws.path / "background-source.json")
+            except CvcoreError:
+                pass
+    return st.session_state.get(RESULT_KEY)
 
 
 @st.fragment(run_every=0.5 if job is not None and job.active else None)
@@ -351,7 +381,7 @@ with st.container():  # the polling fragment in a container of its own
 
 if st.session_state.get("bg_failed"):
     st.error(f"The folder run failed: {st.session_state.pop('bg_failed')}", icon=":material/error:")
-summary = st.session_state.get(RESULT_KEY)
+summary = last_folder_run()
 if summary is not None:
     (st.warning if summary.stopped or summary.skipped else st.success)(summary.describe())
     if summary.written and Path(summary.dest).is_dir():

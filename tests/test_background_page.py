@@ -195,6 +195,14 @@ def test_a_whole_folder_runs_in_the_background(tmp_path):
     assert at.get("download_button")
     assert sorted(p.name for p in src.rglob("*")) == ["0.png", "1.png", "2.png", "notes.jpg", "rosette"]
 
+    # A reload (a new session with the workspace link): the run's summary and its download are still there.
+    again = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    again.query_params["ws"] = at.session_state["cvx_ws_token"]
+    again.session_state[datasets.DATASET_KEY] = at.session_state[datasets.DATASET_KEY]
+    run(again)
+    assert "Wrote 3 of 4 images" in " ".join(w.value for w in again.warning) and again.get("download_button")
+    assert again.session_state["bg_folder_result"].dest == summary.dest
+
 
 def test_a_folder_run_shows_progress_and_stops_on_request(tmp_path, monkeypatch):
     from cvcore import background
