@@ -16,9 +16,10 @@ import streamlit as st
 from cvcore import archives, samples
 from cvcore.errors import CvcoreError
 from cvcore.folders import ImageDataset, find_dataset_roots, scan_image_folder
-from cvcore.workspace import state_dir
+from cvcore.workspace import QuotaExceededError, state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
+from ui.runs import quota_error
 from ui.datasets import (clear_dataset, current_dataset, manifest_path, server_folders, session_workspace, set_dataset,
                          thumbnails)
 
@@ -74,9 +75,7 @@ def receive_zip(up):
     if previous is not None:
         ws.remove(previous["folder"])
         ws.write_json(UPLOAD_KEY, None)
-    if up.size > ws.room_left():
-        raise CvcoreError(f"{up.name!r} would not fit in your workspace ({ws.room_left() / 2**20:,.0f} MiB left of "
-                          f"{ws.quota_bytes / 2**20:,.0f} MiB). Delete runs you no longer need on the Train page.")
+    ws.ensure_room(up.size)  # QuotaExceededError: how much is used, and runs offered for deletion
     folder = ws.new_folder("upload")
     try:
         result = archives.extract_zip(up, folder / "files", max_files=MAX_ZIP_FILES,
@@ -99,6 +98,9 @@ def upload_root():
         try:
             with st.spinner(f"Unpacking {up.name}…"):
                 receive_zip(up)
+        except QuotaExceededError as err:
+            quota_error(session_workspace(), err, "data")
+            st.stop()
         except CvcoreError as err:
             show_error(err, "Nothing from this archive was kept. Fix the archive, or pick another source.")
             st.stop()

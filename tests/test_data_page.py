@@ -199,3 +199,12 @@ def test_cleaned_images_become_the_data_set_with_the_same_split():
     at.button(key="data_replace").click().run()
     assert_clean(at)
     assert at.session_state["cvx_dataset"].source == "demo"
+
+
+def test_a_zip_over_the_workspace_quota_says_how_much_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("CVCORE_WORKSPACE_QUOTA_MB", "0.01")  # 10 KiB: the zip does not fit
+    at = upload(open_data_page(), "my-plants.zip", seedlings_zip(tmp_path))
+    assert_clean(at)
+    message = " ".join(e.value for e in at.error)
+    assert "Your workspace is full" in message and "of 10.2 KiB" in message and "Delete runs" in message
+    assert "cvx_dataset" not in at.session_state or at.session_state["cvx_dataset"].source != "upload"

@@ -12,6 +12,7 @@ Pages call :func:`current_workspace`; nothing else decides ownership.
 from __future__ import annotations
 
 import threading
+import time
 
 import streamlit as st
 
@@ -22,15 +23,27 @@ TOKEN_KEY = "cvx_ws_token"
 NOTICE_KEY = "cvx_ws_notice"
 
 
+SWEEP_EVERY_S = 6 * 3600
+
+
 @st.cache_resource(show_spinner=False)
 def _store(root: str) -> Store:
     s = Store(root)
-    threading.Thread(target=s.sweep, name="workspace-sweep", daemon=True).start()
+
+    def sweep_now_and_then():  # anonymous workspaces unused too long go, while the server runs
+        while True:
+            try:
+                s.sweep()
+            except OSError:
+                pass  # a folder that vanished under the sweep: the next round sees the rest
+            time.sleep(SWEEP_EVERY_S)
+
+    threading.Thread(target=sweep_now_and_then, name="workspace-sweep", daemon=True).start()
     return s
 
 
 def store() -> Store:
-    """The server's workspace store (``$CVCORE_STATE_DIR/workspaces``); swept when first opened."""
+    """The server's workspace store (``$CVCORE_STATE_DIR/workspaces``); swept when first opened and every six hours."""
     return _store(str(store_root()))
 
 
