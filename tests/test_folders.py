@@ -1,5 +1,5 @@
 """Image folders from untrusted sources: safe zip extraction, folder scans, the split index,
-the data set manifest, private session folders, and the offline sample images."""
+the data set manifest, and the offline sample images (workspaces: tests/test_workspace.py)."""
 import io
 import json
 import os
