@@ -1,7 +1,8 @@
 """The app in a real browser: `streamlit run app.py` driven by headless Chromium.
 
 Uses Debian's `chromium` through Playwright (no browser download works here).
-Screenshots land in $SCREENSHOT_DIR (default build/screenshots) to be looked at.
+Also: workspaces that last (a run through a page switch, a reload and a server restart; two browsers with
+their own models). Screenshots land in $SCREENSHOT_DIR (default build/screenshots) to be looked at.
 Skipped where Chromium is missing, except in CI (CI=true), where that fails.
 """
 import os
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,17 +45,14 @@ READY = """quiet => {
 }"""
 QUIET_MS = 300
 
-# Counts the script runs the page has begun (full reruns and fragments), so that a test can wait
-# for the rerun its own click caused rather than for a fixed time.
+# Counts the script runs the page has ended (full reruns and fragments), so that a test can wait for the
+# rerun its own click caused rather than for a fixed time. Each attribute change is a record of its own,
+# with the value before it: a run that began and ended before the observer's callback still counts.
 COUNT_RUNS = """() => {
   window.__cvRuns = 0;
-  let last = null;
-  new MutationObserver(() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    const state = app && app.dataset.testScriptState;
-    if (state === 'running' && last !== 'running') window.__cvRuns += 1;
-    last = state;
-  }).observe(document, {subtree: true, childList: true, attributes: true,
+  new MutationObserver(records => {
+    for (const r of records) if (r.oldValue === 'running') window.__cvRuns += 1;
+  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
                         attributeFilter: ['data-test-script-state']});
 }"""
 
@@ -64,35 +63,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
+class AppServer:
+    """`streamlit run app.py` on one port, with a workspace store of its own; it can be restarted."""
+
+    def __init__(self, folder: Path):
+        self.port, self.folder = free_port(), folder
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / "server.log"
+        self.env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CVCORE_WORKSPACE_DIR=str(folder / "workspaces"))
+        self.proc = None
+
+    def start(self, extra_args=()):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(self.port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *extra_args],
+            cwd=ROOT, env=self.env, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while True:  # polling the health check until it answers
+            try:
+                if urllib.request.urlopen(self.url + "/_stcore/health", timeout=2).status == 200:
+                    return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    pytest.fail(f"the app did not start: {self.log.read_text()[-2000:]}")
+                time.sleep(0.3)
+
+    def stop(self):
+        self.proc.terminate()
         try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"the app did not start: {log.read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    server_log = log.read_text()
-    assert "Traceback" not in server_log, server_log[-3000:]
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def assert_no_traceback(self):
+        text = self.log.read_text()
+        assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    s = AppServer(tmp_path_factory.mktemp("server")).start()
+    yield s
+    s.stop()
+    s.assert_no_traceback()
+
+
+@pytest.fixture(scope="module")
+def server(app_server):
+    return app_server.url
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +135,8 @@ def wait_ready(pg):
 
 
 def rerun(pg, action):
-    """Do ``action`` (a click, a key press), wait for the script run it causes to begin, then for the
-    page to be ready: never a page read before the rerun has even started."""
+    """Do ``action`` (a click, a key press), wait for the script run it causes to end, then for the page
+    to be ready: never a page read before the rerun has even started."""
     runs = pg.evaluate("() => window.__cvRuns")
     action()
     pg.wait_for_function("n => window.__cvRuns > n", arg=runs, timeout=60_000, polling=50)
@@ -296,7 +316,7 @@ def test_a_zip_of_class_folders_uploaded_in_the_browser(server, page, tmp_path):
     page.goto(server + "/data")
     wait_ready(page)
     assert metric(page, "Classes") == "10"  # the demo: Fashion-MNIST as PNG folders
-    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click)
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click()  # reveals the input
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
                            ".some(e => e.innerText === '18')", timeout=60_000)
@@ -368,7 +388,7 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     archive = zip_folder(root)
     page.goto(server + "/data")
     wait_ready(page)
-    rerun(page, page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click)
+    page.locator('[data-testid="stButtonGroup"] button', has_text="Upload a zip").click()  # reveals the input
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
                            ".some(e => e.innerText === '24')", timeout=60_000)
@@ -420,3 +440,105 @@ def test_transfer_learning_on_uploaded_folders_in_the_browser(server, page, tmp_
     page.locator('[data-testid="stPlotlyChart"]').nth(4).wait_for(timeout=60_000)
     assert_no_errors(page, "visualize (transfer model)")
     shoot(page, "visualize-transfer-gradcam")
+
+
+# ============================================================================ workspaces that last
+
+
+def new_page(browser):
+    """A page in a browser context of its own: another browser, as far as the app can tell."""
+    return browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+
+
+def go(page, nav_title, path):
+    """Switch page by the sidebar, as a user does; wait until the app has moved there and run it."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=nav_title).click()
+    page.wait_for_url(lambda url: f"/{path}?" in url, timeout=30_000)
+    wait_ready(page)
+
+
+def constant_model_file(folder: Path, klass: int) -> Path:
+    """A digits model that always predicts ``klass``, saved as a .keras file."""
+    import keras
+
+    bias = np.zeros(10, "float32")
+    bias[klass] = 5.0
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", name="out")])
+    dense = model.get_layer("out")
+    dense.set_weights([np.zeros_like(dense.get_weights()[0]), bias])
+    path = folder / f"always-{klass}.keras"
+    model.save(path)
+    return path
+
+
+def test_two_browsers_with_their_own_uploaded_models_each_see_only_their_own_predictions(server, page, tmp_path):
+    browser, pages = page.context.browser, {}
+    for klass in (3, 7):
+        page = new_page(browser)
+        page.goto(server + "/train")
+        wait_ready(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            str(constant_model_file(tmp_path, klass)))
+        page.get_by_role("button", name="Add it as a run").click()
+        page.locator('[data-testid="stMetric"]', has_text="Test accuracy").wait_for(timeout=60_000)
+        wait_ready(page)
+        pages[klass] = page
+    for klass, page in pages.items():
+        go(page, "What ConvNets learn", "visualize")
+        page.get_by_role("tab", name="Saliency & Grad-CAM").click()
+        # The CAM's class picker starts on the class the model predicts, read from the page's cached predictions.
+        picker = page.locator('[class*="st-key-vis_cam_class_"]').get_by_role("combobox")
+        picker.wait_for(timeout=60_000)
+        wait_ready(page)
+        value = picker.input_value() or picker.inner_text()
+        assert value.startswith(f"{klass}:") and value.endswith("(predicted)"), (klass, value)
+        page.screenshot(path=str(SHOTS / f"workspace-model-{klass}.png"))
+    for page in pages.values():
+        page.context.close()
+
+
+def test_a_run_survives_a_page_switch_a_reload_and_a_restart(app_server, page):
+    """Last in the module (tests run in file order): it restarts the module's server."""
+    server, browser = app_server, page.context.browser
+    page = new_page(browser)
+    page.goto(server.url + "/train")
+    wait_ready(page)
+    assert "ws=" in page.url
+    page.locator('[data-testid="stSelectbox"]', has_text="Data set").get_by_role("combobox").click()
+    page.get_by_role("option", name="scikit-learn digits", exact=True).click()
+    wait_ready(page)
+    epochs = page.locator('[data-testid="stNumberInput"]', has_text="Epochs").locator("input")
+    epochs.fill("1")
+    epochs.press("Enter")
+    wait_ready(page)
+    page.get_by_role("button", name="Train", exact=True).first.click()
+    accuracy = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
+    accuracy.wait_for(timeout=180_000)
+    wait_ready(page)
+    score = accuracy.locator('[data-testid="stMetricValue"]').inner_text()
+    link = page.url
+
+    go(page, "Filters & convolution", "filters")
+    assert page.url.split("?")[1] == link.split("?")[1]  # the link rides along
+    go(page, "Train a ConvNet", "train")
+    accuracy.wait_for(timeout=30_000)
+    page.reload()
+    wait_ready(page)
+    assert accuracy.locator('[data-testid="stMetricValue"]').inner_text() == score
+
+    server.stop()
+    server.start()
+    page.goto(link)
+    accuracy.wait_for(timeout=60_000)
+    wait_ready(page)
+    assert accuracy.locator('[data-testid="stMetricValue"]').inner_text() == score
+    page.screenshot(path=str(SHOTS / "workspace-after-restart.png"))
+
+    stranger = new_page(browser)
+    stranger.goto(server.url + "/train")
+    wait_ready(stranger)
+    assert stranger.get_by_text("Train a model, or load one").count() == 1
+    assert stranger.locator('[data-testid="stMetric"]', has_text="Test accuracy").count() == 0
+    stranger.context.close()
+    page.context.close()

@@ -7,14 +7,11 @@ a workspace link is refused while sign-in is on.
 import os
 import secrets
 import shutil
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, READY, free_port  # noqa: F401  (skips the module where Chromium is missing)
+from test_browser import CHROMIUM, READY, AppServer, free_port  # noqa: F401  (skips where Chromium is missing)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
@@ -33,43 +30,19 @@ def provider():
 @pytest.fixture(scope="module")
 def app(provider, tmp_path_factory):
     """The app with sign-in on: its own secrets file (the repository's stays without one)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    folder = tmp_path_factory.mktemp("signin")
-    secrets_file = folder / "secrets.toml"
+    server = AppServer(tmp_path_factory.mktemp("signin"))
+    secrets_file = server.folder / "secrets.toml"
     secrets_file.write_text(
         "[auth]\n"
-        f'redirect_uri = "{url}/oauth2callback"\n'
+        f'redirect_uri = "{server.url}/oauth2callback"\n'
         f'cookie_secret = "{secrets.token_hex(32)}"\n'
         'client_id = "convnet-explorer"\n'
         'client_secret = "not-a-secret-in-tests"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CVCORE_WORKSPACE_DIR=str(folder / "workspaces"))
-    log = folder / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--secrets.files", str(secrets_file)],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    import time
-
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"the app did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.3)  # polling the health check, not waiting a fixed time for it
-    yield url, folder / "workspaces"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    server.start(["--secrets.files", str(secrets_file)])
+    yield server.url, server.folder / "workspaces"
+    server.stop()
+    server.assert_no_traceback()
 
 
 @pytest.fixture(scope="module")
