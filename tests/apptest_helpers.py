@@ -60,3 +60,18 @@ def rerun_until(at, condition, *, timeout: float, what: str, interval: float = 0
 
     return wait_until(check, timeout=timeout, what=what, interval=interval,
                       details=lambda: f"errors on the page: {errors(at) or 'none'}")
+
+
+def wait_for_job_end(at, job_key: str, *, timeout: float, what: str):
+    """Wait until the background job the page follows (its id under ``job_key``, or ``{"id": ...}``) has ended,
+    asking the job itself: cheap, where rerunning the whole page while it trains would take the CPU the
+    job needs. The page is rerun afterwards, by the caller, to show what the job left."""
+    from cvcore import jobs
+
+    if job_key not in at.session_state:
+        return
+    held = at.session_state[job_key]
+    job = jobs.default_manager().get(held["id"] if isinstance(held, dict) else held)
+    if job is not None:
+        wait_until(lambda: not job.active, timeout=timeout, interval=0.1, what=what,
+                   details=lambda: f"job status {job.status}, progress {job.progress}")

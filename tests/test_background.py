@@ -1,7 +1,6 @@
 """cvcore.background: the chapter's colour distance, plant masks, and background removal over folders."""
 import hashlib
 import io
-import math
 import zipfile
 
 import numpy as np

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 keras = pytest.importorskip("keras")
 
-from apptest_helpers import page_runs, rerun_until, wait_until, workspace_of  # noqa: E402
+from apptest_helpers import page_runs, rerun_until, wait_for_job_end, wait_until, workspace_of  # noqa: E402
 from cvcore import jobs  # noqa: E402
 
 TRAIN = "../pages/train.py"
@@ -38,6 +38,7 @@ def small_digits_run(at, epochs=2):
 
 def wait_for_runs(at, count, timeout=180):
     # Ended runs in the workspace, and the page no longer following a job: the page has shown them.
+    wait_for_job_end(at, "trn_job_id", timeout=timeout, what=f"the job of run {count} ending")
     return rerun_until(at, lambda at: len([r for r in page_runs(at) if r.status != "running"]) >= count
                        and "trn_job_id" not in at.session_state, timeout=timeout, what=f"run {count} on the page")
 

@@ -6,7 +6,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, errors, metrics, page_runs, rerun_until, wait_until, workspace_of
+from apptest_helpers import (assert_clean, errors, metrics, page_runs, rerun_until, wait_for_job_end, wait_until,
+                             workspace_of)
 
 from cvcore import jobs, samples
 from cvcore.folders import ImageDataset, scan_image_folder
@@ -55,8 +56,9 @@ def train(at, mode, *, epochs=1, timeout=300):
     at.number_input(key=f"tl_epochs_{mode}").set_value(epochs).run()
     at.button(key="tl_train").click().run()
     assert_clean(at)
-    rerun_until(at, lambda at: "tl_job_id" not in at.session_state or errors(at), timeout=timeout,
-                what=f"the {mode} run's end")
+    wait_for_job_end(at, "tl_job_id", timeout=timeout, what=f"the {mode} job's end")
+    rerun_until(at, lambda at: "tl_job_id" not in at.session_state or errors(at), timeout=60,
+                what=f"the {mode} run's end on the page")
     runs = page_runs(at, "transfer")
     assert len(runs) == before + 1, errors(at)
     return runs[-1]

@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, errors, metrics, rerun_until
+from apptest_helpers import assert_clean, errors, metrics, rerun_until, wait_for_job_end
 
 keras = pytest.importorskip("keras")
 
@@ -107,6 +107,7 @@ def open_view(at, name):
 
 def wait_for_job(at, seconds=120):
     label = at.session_state["vis_job"]["label"] if "vis_job" in at.session_state else "the job"
+    wait_for_job_end(at, "vis_job", timeout=seconds, what=f"the background job ({label}) ending")
     rerun_until(at, lambda at: "vis_job" not in at.session_state, timeout=seconds,
                 what=f"the background job ({label}) finishing and its result reaching the page")
 
