@@ -317,7 +317,7 @@ job = manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) el
 @st.fragment(run_every=1.0 if job is not None and job.active else None)
 def live():
     job_view(manager.get(st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None, key="tl",
-             describe=describe_progress, on_end=run_ended(JOB_KEY, "tl_submit_error"),
+             describe=describe_progress, on_end=run_ended(JOB_KEY, None),
              curves=live_learning_curves("tl"),
              stop_help="Ends the run within a batch and keeps what it learned so far (a stopped feature "
                        "extraction caches nothing).")
@@ -330,6 +330,8 @@ with st.container():
 runs = ws.runs("transfer")
 for problem in ws.problems():
     st.warning(f"A run in your workspace could not be read and is skipped ({problem}).", icon=":material/broken_image:")
+if runs and runs[-1].status == "failed":  # the newest run failed: said from its record, whenever the page runs
+    st.error(f"Training failed: {runs[-1].error}", icon=":material/error:")
 if not runs:
     st.info("Train the baseline first: it tells how hard the data set is. Then a frozen base, cached features, "
             "fine-tuning, and compare.", icon=":material/school:")

@@ -66,13 +66,14 @@ def live_learning_curves(key: str):
     return curves
 
 
-def run_ended(job_key: str, error_key: str):
+def run_ended(job_key: str, error_key: str | None):
     """An ``on_end`` for jobs that leave a run in the workspace (the page lists it below): stop following
-    the job, and keep a failure's message under ``error_key`` for the page to say."""
+    the job, and keep a failure's message under ``error_key`` for the page to say (None: the page says it
+    from the failed run's record)."""
     from cvcore.errors import CvcoreError
 
     def on_end(job) -> None:
         st.session_state.pop(job_key, None)
-        if job.status == "failed":
+        if job.status == "failed" and error_key is not None:
             st.session_state[error_key] = CvcoreError(f"Training failed: {job.error}")
     return on_end
