@@ -15,7 +15,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -466,18 +465,28 @@ def go(page, nav_title, path):
     wait_ready(page)
 
 
-def constant_model_file(folder: Path, klass: int) -> Path:
-    """A digits model that always predicts ``klass``, saved as a .keras file."""
-    import keras
+def train_digits_one_epoch(page):
+    """On the Train page: the bundled digits, one epoch, Train; returns the run's test-accuracy metric once shown."""
+    page.locator('[data-testid="stSelectbox"]', has_text="Data set").get_by_role("combobox").click()
+    page.get_by_role("option", name="scikit-learn digits", exact=True).click()
+    wait_ready(page)
+    epochs = page.locator('[data-testid="stNumberInput"]', has_text="Epochs").locator("input")
+    epochs.fill("1")
+    epochs.press("Enter")
+    wait_ready(page)
+    page.get_by_role("button", name="Train", exact=True).first.click()
+    accuracy = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
+    accuracy.wait_for(timeout=180_000)
+    wait_ready(page)
+    return accuracy
 
-    bias = np.zeros(10, "float32")
-    bias[klass] = 5.0
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3, name="conv"),
-                              keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", name="out")])
-    dense = model.get_layer("out")
-    dense.set_weights([np.zeros_like(dense.get_weights()[0]), bias])
+
+def constant_model_file(folder: Path, klass: int) -> Path:
+    """A digits model that always predicts ``klass`` (the Visualize tests' one), saved as a .keras file."""
+    from test_visualize_page import constant_model
+
     path = folder / f"always-{klass}.keras"
-    model.save(path)
+    constant_model(klass).save(path)
     return path
 
 
@@ -514,17 +523,7 @@ def test_a_run_survives_a_page_switch_a_reload_and_a_restart(app_server, page):
     page.goto(server.url + "/train")
     wait_ready(page)
     assert "ws=" in page.url
-    page.locator('[data-testid="stSelectbox"]', has_text="Data set").get_by_role("combobox").click()
-    page.get_by_role("option", name="scikit-learn digits", exact=True).click()
-    wait_ready(page)
-    epochs = page.locator('[data-testid="stNumberInput"]', has_text="Epochs").locator("input")
-    epochs.fill("1")
-    epochs.press("Enter")
-    wait_ready(page)
-    page.get_by_role("button", name="Train", exact=True).first.click()
-    accuracy = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
-    accuracy.wait_for(timeout=180_000)
-    wait_ready(page)
+    accuracy = train_digits_one_epoch(page)
     score = accuracy.locator('[data-testid="stMetricValue"]').inner_text()
     link = page.url
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, READY, AppServer, free_port  # noqa: F401  (skips where Chromium is missing)
+from test_browser import CHROMIUM, READY, AppServer, free_port, train_digits_one_epoch  # noqa: F401  (skips where Chromium is missing)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
@@ -88,16 +88,7 @@ def test_two_users_sign_in_and_each_sees_only_their_own_runs(app, browser):
     anonymous.screenshot(path=str(SHOTS / "signin-page.png"))
 
     alice_ctx, alice = sign_in(browser, url, "alice@example.org")
-    alice.locator('[data-testid="stSelectbox"]', has_text="Data set").get_by_role("combobox").click()
-    alice.get_by_role("option", name="scikit-learn digits", exact=True).click()
-    ready(alice)
-    epochs = alice.locator('[data-testid="stNumberInput"]', has_text="Epochs").locator("input")
-    epochs.fill("1")
-    epochs.press("Enter")
-    ready(alice)
-    alice.get_by_role("button", name="Train", exact=True).first.click()
-    alice.locator('[data-testid="stMetric"]', has_text="Test accuracy").wait_for(timeout=180_000)
-    ready(alice)
+    train_digits_one_epoch(alice)
     alice.screenshot(path=str(SHOTS / "signin-alice-trained.png"))
     assert "ws=" not in alice.url  # a signed-in user's work is reached by signing in, never by a link
 
