@@ -1,13 +1,23 @@
 """What every pytest run shares: the project root importable, TensorFlow quiet, nothing downloaded.
 
+Jobs run on one real local Ray instance for the whole session (``ray start --head``: two CPUs, no
+dashboard, token authentication on, as an operator's cluster has it), joined through ``RAY_ADDRESS``
+as an operator's page servers join theirs.
+
 The tests (``tests/``) and cvcore's docstring examples (``pytest --doctest-modules cvcore``, part of
 the test command through ``pytest.ini``) both see these fixtures. Each docstring example runs in a
 temporary folder of its own (``tempfile.mkdtemp()`` lands there, as does the app's state folder)
 and offline, as every test does.
 """
 import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -58,3 +68,62 @@ def _docstring_examples_in_a_sandbox(request, tmp_path, monkeypatch):
     monkeypatch.setenv("CVCORE_STATE_DIR", str(tmp_path / "state"))
     request.getfixturevalue("offline_weights")
     yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_ray_head(num_cpus: int = 2, **env) -> tuple:
+    """``ray start --head --block`` in a process of its own, with token authentication; returns
+    ``(process, address, environment)`` once the head answers a health check. Stop it with
+    :func:`stop_ray_head`."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    port = free_port()
+    environ = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+               "RAY_USAGE_STATS_ENABLED": "0", **env}
+    proc = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
+                             "--include-dashboard=false", "--disable-usage-stats",
+                             f"--object-store-memory={300 * 1024**2}", f"--node-manager-port={free_port()}"],
+                            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while subprocess.run([ray_cli, "health-check", f"--address={address}"], env=environ,
+                         capture_output=True).returncode != 0:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"Ray's head did not start at {address}")
+    return proc, address, environ
+
+
+def stop_ray_head(proc) -> None:
+    """End a head started by :func:`start_ray_head` and every Ray process under it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_address():
+    """One local Ray instance for the whole session; every page server and job client joins it."""
+    if shutil.which("ray", path=str(Path(sys.executable).parent)) is None:
+        yield None
+        return
+    proc, address, environ = start_ray_head()
+    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update(RAY_ADDRESS=address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=environ["RAY_AUTH_TOKEN"])
+    yield address
+    from cvcore import jobs
+
+    if jobs._default is not None:
+        jobs._default.close()
+    stop_ray_head(proc)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -1,139 +1,307 @@
-"""Background jobs: run a long callable (training) with progress and a cooperative stop.
+"""Long work as jobs on Ray: what a page server submits, polls and stops.
 
-A page submits a job and returns at once; on every rerun it reads
-``job.status`` and ``job.progress``, and a Stop button calls ``job.stop()``.
-Jobs run in threads (TensorFlow releases the GIL while it computes). A
-:class:`JobManager` bounds how many run at once across the whole server and
-queues the rest first in, first out; each session (browser tab) may have at
-most one *active* (queued or running) job, and submitting a second raises
-:class:`JobBusyError` naming the first (the page can show it or stop it).
+Every long job (a Train or Transfer run, gradient ascent, Score-CAM, SmoothGrad,
+background removal over a folder, a scan of a big folder) runs outside the page
+server, on Ray: a local instance that the app starts the first time it needs
+one, or the cluster at ``$RAY_ADDRESS``. The page server never imports Ray. It
+talks to a small side process (:mod:`cvcore.jobgate`), which is the Ray driver:
+when the Ray head goes away the side process ends, and :class:`JobClient`
+starts a new one on the next call, so the page server itself never goes down
+with Ray.
 
-The callable receives a :class:`JobContext`: it calls ``ctx.report(dict)``
-with progress and checks ``ctx.should_stop()`` often, returning early when
-it is true. Its return value becomes ``job.result``. An exception never
-reaches the page that polls: the job's status becomes ``"failed"`` and
-``job.error`` holds the message.
+One named, detached Ray actor (:mod:`cvcore.jobqueue`) holds the queue for
+every page server: first in, first out; at most one queued or running job per
+owner (a workspace); at most ``$CVCORE_MAX_JOBS`` running at once. It starts
+each job as a Ray task with its resource requests (one CPU, a fraction of a GPU
+where the cluster has GPUs, its memory), watches its wall-clock limit, and
+cancels by force a job that does not stop within the grace period.
 
-Statuses: ``"queued"`` -> ``"running"`` -> ``"done"``, ``"stopped"`` (a stop
-was requested; a queued job that is stopped never runs) or ``"failed"``.
+A job is a *target*, the dotted name of a function (``"cvcore.runs:train_job"``),
+and its JSON-able *config*; the worker calls ``fn(ctx, **config)``. What the
+job makes lands in the user's workspace on disk (the config names it with
+:meth:`cvcore.workspace.Workspace.ref`); what it returns is small JSON.
+``ctx`` (:class:`JobContext`) reports progress and hears a stop.
 
-Everything here is thread-safe and imports neither TensorFlow nor Streamlit.
+Statuses: ``"queued"`` -> ``"running"`` -> ``"done"``, ``"stopped"`` or
+``"failed"`` (its ``error`` says why in plain words: it raised, went over its
+memory cap or wall-clock limit, or lost its worker process).
+
+Settings (environment variables of the page server):
+
+* ``RAY_ADDRESS``: a cluster to join (with ``RAY_AUTH_TOKEN`` when it asks for one);
+  unset: a local instance, started on first need.
+* ``CVCORE_MAX_JOBS``: jobs running at once across the server (default 2); the
+  rest wait in the queue.
+* ``CVCORE_JOB_MEMORY_MB``: each job's memory cap (default 4096); a job over it
+  is killed and its run marked "out of memory".
+* ``CVCORE_JOB_WALL_S``: each job's wall-clock limit (default 7200 s).
+* ``CVCORE_JOB_STOP_GRACE_S``: how long a stopped job may take before it is
+  cancelled by force (default 10 s).
+* ``CVCORE_GPU_<KIND>``: the fraction of a GPU a kind of job asks for where the
+  cluster has GPUs (:data:`GPU_FRACTIONS`).
+* ``CVCORE_JOB_NICE``: how much lower the workers' CPU priority is than the
+  page server's (default 10).
 """
 from __future__ import annotations
 
-import itertools
+import atexit
+import importlib
+import json
 import os
+import secrets
+import subprocess
+import sys
 import threading
 import time
-import traceback
-from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Client
+from pathlib import Path
 
 from .errors import CvcoreError
 
 __all__ = [
-    "STATUSES",
-    "ACTIVE_STATUSES",
-    "FINISHED_STATUSES",
-    "JobBusyError",
-    "JobContext",
-    "Job",
-    "JobManager",
-    "default_manager",
-    "DEFAULT_MAX_JOBS",
+    "STATUSES", "ACTIVE_STATUSES", "FINISHED_STATUSES", "KINDS", "GPU_FRACTIONS", "DEFAULT_MAX_JOBS",
+    "JobBusyError", "JobServiceError", "JobContext", "LocalContext", "Job", "JobClient", "JobSettings",
+    "default_manager", "resolve", "run_inline",
 ]
 
 STATUSES = ("queued", "running", "done", "stopped", "failed")
 ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("done", "stopped", "failed")
+KINDS = ("train", "transfer", "visualize", "background", "scan", "probe")
+# A GPU's share each kind asks for where the cluster has GPUs: several students share one card.
+GPU_FRACTIONS = {"train": 0.25, "transfer": 0.5, "visualize": 0.25, "background": 0.0, "scan": 0.0, "probe": 0.0}
 DEFAULT_MAX_JOBS = 2
-_KEEP_FINISHED = 256  # finished jobs the manager remembers (pages hold their own)
-_ids = itertools.count(1)
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_WALL_S = 7200.0
+DEFAULT_STOP_GRACE_S = 10.0
+DEFAULT_NICE = 10
+CALL_TIMEOUT_S = 20.0  # one request to the side process
+START_TIMEOUT_S = 60.0  # the side process listening (Ray itself may take longer: it says so)
 
 
 class JobBusyError(CvcoreError):
-    """The session already has a queued or running job; ``.job`` is that job."""
+    """The owner already has a queued or running job; ``.job`` is that :class:`Job`."""
 
     def __init__(self, message, job):
         super().__init__(message)
         self.job = job
 
 
-class JobContext:
-    """What a job's callable receives: a way to report and to hear a stop.
-
-    Example:
-        >>> def work(ctx):
-        ...     for i in range(3):
-        ...         if ctx.should_stop():
-        ...             return "stopped early"
-        ...         ctx.report({"step": i + 1, "steps": 3})
-        ...     return "finished"
-    """
-
-    def __init__(self, job: "Job"):
-        self._job = job
-
-    @property
-    def job_id(self) -> int:
-        """The job's id."""
-        return self._job.id
-
-    def report(self, progress) -> None:
-        """Publish the latest progress (a small dict); pages read it as ``job.progress``.
-
-        Args:
-            progress: a dict; it is copied (shallowly), so the caller may reuse it.
-
-        Raises:
-            CvcoreError: when ``progress`` is not a dict.
-        """
-        if not isinstance(progress, dict):
-            raise CvcoreError(f"`progress` must be a dict; received {type(progress).__name__}.")
-        with self._job._lock:
-            self._job._progress = dict(progress)
-
-    def should_stop(self) -> bool:
-        """True once ``job.stop()`` was called (or the manager shuts down)."""
-        return self._job._stop.is_set()
+class JobServiceError(CvcoreError):
+    """The job service (Ray) cannot be reached now, or cannot run jobs; the message says why."""
 
 
-class Job:
-    """One submitted callable; created by :meth:`JobManager.submit`.
+def _env_number(name: str, default, kind=float, minimum=None):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or (minimum is not None and value < minimum):
+        raise CvcoreError(f"The environment variable {name} must be a number of at least {minimum}; received {raw!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The limits every job of this server gets (from the environment, see the module's doc).
 
     Attributes:
-        id: a unique int.
-        session_id: the session that submitted it.
-        name: a label for people.
-        created, started, finished: ``time.time()`` stamps (None until then).
+        max_running: jobs running at once across the server.
+        memory_mb: each job's memory cap.
+        wall_s: each job's wall-clock limit.
+        stop_grace_s: how long a stopped job may take before it is cancelled by force.
+        gpu: the GPU fraction per kind.
+        nice: how much lower the workers' CPU priority is.
+
+    Example:
+        >>> JobSettings.from_env().max_running >= 1
+        True
     """
 
-    def __init__(self, manager, session_id, fn, name):
-        self.id = next(_ids)
-        self.session_id = session_id
-        self.name = name
-        self.created = time.time()
-        self.started = None
-        self.finished = None
-        self._manager = manager
-        self._fn = fn
-        self._lock = threading.Lock()
-        self._status = "queued"
-        self._progress = {}
-        self._result = None
-        self._error = None
-        self._traceback = None
+    max_running: int = DEFAULT_MAX_JOBS
+    memory_mb: float = DEFAULT_MEMORY_MB
+    wall_s: float = DEFAULT_WALL_S
+    stop_grace_s: float = DEFAULT_STOP_GRACE_S
+    gpu: dict = field(default_factory=lambda: dict(GPU_FRACTIONS))
+    nice: int = DEFAULT_NICE
+
+    @classmethod
+    def from_env(cls) -> "JobSettings":
+        """Read the ``CVCORE_*`` variables.
+
+        Raises:
+            CvcoreError: naming a variable whose value is not a valid number.
+        """
+        gpu = {}
+        for kind, default in GPU_FRACTIONS.items():
+            value = _env_number(f"CVCORE_GPU_{kind.upper()}", default, float, 0.0)
+            if value > 1.0:
+                raise CvcoreError(f"The environment variable CVCORE_GPU_{kind.upper()} is a fraction of one GPU "
+                                  f"(0 to 1); received {value}.")
+            gpu[kind] = value
+        return cls(max_running=_env_number("CVCORE_MAX_JOBS", DEFAULT_MAX_JOBS, int, 1),
+                   memory_mb=_env_number("CVCORE_JOB_MEMORY_MB", DEFAULT_MEMORY_MB, float, 64),
+                   wall_s=_env_number("CVCORE_JOB_WALL_S", DEFAULT_WALL_S, float, 1),
+                   stop_grace_s=_env_number("CVCORE_JOB_STOP_GRACE_S", DEFAULT_STOP_GRACE_S, float, 0),
+                   gpu=gpu, nice=_env_number("CVCORE_JOB_NICE", DEFAULT_NICE, int, 0))
+
+
+class JobContext:
+    """What a job's function receives as ``ctx``: report progress, hear a stop.
+
+    A job function reads ``fn(ctx, **config)``. It calls ``ctx.report(dict)``
+    with its progress (the page shows the latest) and checks ``ctx.should_stop()``
+    often (once a batch), returning early when it is true. When it has made a
+    run in a workspace it says so with ``ctx.attach_run(workspace, run_id)``, so
+    that a job killed from outside (memory cap, wall-clock limit, a lost worker)
+    still has its run marked failed. The worker's context
+    (:mod:`cvcore.jobqueue`) and :class:`LocalContext` implement it.
+    """
+
+    job_id: str = ""
+
+    def report(self, progress: dict) -> None:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+    def should_stop(self) -> bool:  # pragma: no cover - an interface
+        raise NotImplementedError
+
+    def attach_run(self, workspace, run_id: str) -> None:
+        """Say which run this job writes (the default keeps nothing)."""
+
+
+class LocalContext(JobContext):
+    """A :class:`JobContext` for running a job function in this process (tests, scripts, docs).
+
+    Args:
+        stop_after: report calls after which :meth:`should_stop` turns true (None: never).
+
+    Example:
+        >>> ctx = LocalContext()
+        >>> ctx.report({"done": 1, "total": 3}); ctx.progress, ctx.should_stop()
+        ({'done': 1, 'total': 3}, False)
+    """
+
+    def __init__(self, stop_after: int | None = None):
+        self.job_id = "local"
+        self.progress: dict = {}
+        self.reports = 0
+        self.run = None
+        self._stop_after = stop_after
         self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread = None
 
-    def __repr__(self):
-        return f"<Job {self.id} {self.name!r} session={self.session_id!r} {self.status}>"
+    def report(self, progress: dict) -> None:
+        if not isinstance(progress, dict):
+            raise CvcoreError(f"`progress` must be a dict; received {type(progress).__name__}.")
+        self.progress = dict(progress)
+        self.reports += 1
+        if self._stop_after is not None and self.reports >= self._stop_after:
+            self._stop.set()
 
-    @property
-    def status(self) -> str:
-        """One of ``"queued"``, ``"running"``, ``"done"``, ``"stopped"``, ``"failed"``."""
-        with self._lock:
-            return self._status
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Make :meth:`should_stop` true."""
+        self._stop.set()
+
+    def attach_run(self, workspace, run_id: str) -> None:
+        self.run = (workspace, run_id)
+
+
+def resolve(target: str):
+    """The function a target names: ``"package.module:function"``.
+
+    Only functions in cvcore are jobs: a target is never code from a user.
+
+    Raises:
+        CvcoreError: when ``target`` is malformed, outside cvcore, or names nothing callable.
+
+    Example:
+        >>> resolve("cvcore.job_probes:probe").__name__
+        'probe'
+    """
+    if not isinstance(target, str) or target.count(":") != 1:
+        raise CvcoreError(f"A job target reads 'module:function'; received {target!r}.")
+    module, name = target.split(":")
+    if module != "cvcore" and not module.startswith("cvcore."):
+        raise CvcoreError(f"A job target must be a function of cvcore; received {target!r}.")
+    fn = getattr(importlib.import_module(module), name, None)
+    if not callable(fn):
+        raise CvcoreError(f"The job target {target!r} names nothing callable.")
+    return fn
+
+
+def _check_config(config) -> dict:
+    if not isinstance(config, dict):
+        raise CvcoreError(f"A job's `config` must be a dict; received {type(config).__name__}.")
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as err:
+        raise CvcoreError(f"A job's `config` must be JSON-able (names and numbers, and files by path); {err}.") from None
+    return config
+
+
+def run_inline(target: str, config: dict, ctx: JobContext | None = None):
+    """Run a job's function in this process, as a worker would (for tests and scripts).
+
+    Args:
+        target: as for :func:`resolve`.
+        config: the job's JSON-able keyword arguments.
+        ctx: a :class:`JobContext`; a fresh :class:`LocalContext` by default.
+
+    Returns:
+        What the function returns.
+
+    Example:
+        >>> run_inline("cvcore.job_probes:count", {"steps": 3})
+        3
+    """
+    return resolve(target)(ctx if ctx is not None else LocalContext(), **_check_config(config))
+
+
+@dataclass
+class Job:
+    """A job as the queue saw it at one moment; ask the client again for news.
+
+    Attributes:
+        id, owner, name, kind: who submitted what.
+        status: one of :data:`STATUSES`.
+        progress: the latest dict the job reported.
+        error: why it failed, in plain words (None otherwise).
+        result: what the function returned (small JSON), once done or stopped.
+        position: 1 for the next job to start, 2 for the one after...; None unless queued.
+        stop_requested: whether Stop was pressed.
+        waiting: while running with no progress yet, what it waits for (a worker starting, TensorFlow loading).
+        created, started, finished: ``time.time()`` stamps (None until then).
+        node: the Ray node it ran on.
+    """
+
+    id: str
+    owner: str
+    name: str
+    kind: str
+    status: str
+    progress: dict = field(default_factory=dict)
+    error: str | None = None
+    result: object = None
+    position: int | None = None
+    stop_requested: bool = False
+    waiting: str | None = None
+    created: float | None = None
+    started: float | None = None
+    finished: float | None = None
+    node: str | None = None
+    _client: "JobClient | None" = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict, client=None) -> "Job":
+        names = {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
+        return cls(**{k: v for k, v in d.items() if k in names}, _client=client)
 
     @property
     def active(self) -> bool:
@@ -141,298 +309,274 @@ class Job:
         return self.status in ACTIVE_STATUSES
 
     @property
-    def progress(self) -> dict:
-        """A copy of the latest dict the job reported (empty before the first)."""
-        with self._lock:
-            return dict(self._progress)
-
-    @property
-    def result(self):
-        """What the callable returned (None until it returns, or when it failed)."""
-        with self._lock:
-            return self._result
-
-    @property
-    def error(self):
-        """None, or the message of the exception that failed the job.
-
-        A :class:`~cvcore.errors.CvcoreError` gives its own message (written
-        for people); any other exception gives ``"TypeName: message"``.
-        """
-        with self._lock:
-            return self._error
-
-    @property
-    def traceback(self):
-        """None, or the failed job's traceback text, for logs."""
-        with self._lock:
-            return self._traceback
-
-    @property
-    def stop_requested(self) -> bool:
-        """True once :meth:`stop` was called."""
-        return self._stop.is_set()
-
-    @property
     def elapsed(self) -> float:
         """Seconds it has run (0 while queued)."""
-        with self._lock:
-            if self.started is None:
-                return 0.0
-            return (self.finished or time.time()) - self.started
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
 
     def queue_position(self):
-        """1 for the next job to start, 2 for the one after...; None when not queued.
-
-        Example:
-            >>> manager = JobManager(max_running=1)
-            >>> gate = threading.Event()
-            >>> first = manager.submit("a", lambda ctx: gate.wait(5), name="first")
-            >>> second = manager.submit("b", lambda ctx: None, name="second")
-            >>> second.queue_position()
-            1
-            >>> gate.set(); second.wait(5)
-            True
-        """
-        return self._manager._queue_position(self)
+        """1 for the next job to start...; None when not queued."""
+        return self.position
 
     def stop(self) -> None:
-        """Ask the job to stop; it returns at once.
+        """Ask the job to stop (see :meth:`JobClient.stop`)."""
+        if self._client is not None:
+            self._client.stop(self.id)
+        self.stop_requested = True
 
-        A queued job is taken off the queue and becomes ``"stopped"`` now. A
-        running job sees ``ctx.should_stop()`` turn true and becomes
-        ``"stopped"`` when its callable returns (keeping what it returned).
-        Stopping a finished job does nothing.
-        """
-        self._stop.set()
-        self._manager._cancel_if_queued(self)
-
-    def wait(self, timeout=None) -> bool:
-        """Block until the job finishes or ``timeout`` seconds pass.
-
-        Args:
-            timeout: seconds, or None to wait for as long as it takes.
-
-        Returns:
-            True when the job has finished.
-        """
-        return self._done.wait(timeout)
-
-    # -- run by the manager's worker thread
-    def _run(self):
-        ctx = JobContext(self)
-        result = error = tb = None
-        try:
-            result = self._fn(ctx)
-        except BaseException as err:  # never raise into a poller; report it
-            error = str(err) if isinstance(err, CvcoreError) else f"{type(err).__name__}: {err}"
-            tb = traceback.format_exc()
-        with self._lock:
-            self._result = result
-            self._error = error
-            self._traceback = tb
-            if error is not None:
-                self._status = "failed"
-            elif self._stop.is_set():
-                self._status = "stopped"
-            else:
-                self._status = "done"
-            self.finished = time.time()
-        self._done.set()
-
-
-class JobManager:
-    """Runs jobs in threads, at most ``max_running`` at once, the rest queued FIFO.
-
-    Args:
-        max_running: the most jobs running at once, server-wide (>= 1).
-
-    Example:
-        >>> manager = JobManager(max_running=2)
-        >>> job = manager.submit("session-1", lambda ctx: 6 * 7, name="answer")
-        >>> job.wait(5), job.status, job.result
-        (True, 'done', 42)
-    """
-
-    def __init__(self, max_running: int = DEFAULT_MAX_JOBS):
-        if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 1:
-            raise CvcoreError(f"`max_running` must be a positive integer; received {max_running!r}.")
-        self.max_running = max_running
-        self._lock = threading.Lock()
-        self._queue = deque()
-        self._running = set()
-        self._jobs = {}  # id -> Job, insertion order
-        self._active = {}  # session_id -> Job
-
-    def submit(self, session_id, fn, *, name="job") -> Job:
-        """Queue ``fn(ctx)`` for a session; it starts as soon as a slot is free.
-
-        Args:
-            session_id: who submits (any hashable, e.g. a Streamlit session id).
-            fn: a callable taking a :class:`JobContext`.
-            name: a label for people.
-
-        Returns:
-            The new :class:`Job` (``"running"`` or ``"queued"``).
-
-        Raises:
-            JobBusyError: when the session already has a queued or running
-                job; ``err.job`` is that job (stop it or wait for it first).
-            CvcoreError: when ``fn`` is not callable or ``name`` not a string.
-
-        Example:
-            >>> manager = JobManager()
-            >>> manager.submit("s", lambda ctx: None, name="quick").wait(5)
-            True
-        """
-        if not callable(fn):
-            raise CvcoreError(f"`fn` must be a callable taking a job context; received {fn!r}.")
-        if not isinstance(name, str):
-            raise CvcoreError(f"`name` must be a string; received {name!r}.")
-        try:
-            hash(session_id)
-        except TypeError:
-            raise CvcoreError(f"`session_id` must be hashable; received {type(session_id).__name__}.") from None
-        with self._lock:
-            current = self._active.get(session_id)
-            if current is not None and current.active:
-                raise JobBusyError(
-                    f"This session already has a {current.status} job ({current.name!r}); "
-                    "stop it or wait for it to finish before starting another.",
-                    current,
-                )
-            job = Job(self, session_id, fn, name)
-            self._jobs[job.id] = job
-            self._active[session_id] = job
-            self._prune()
-            if len(self._running) < self.max_running:
-                self._start(job)
-            else:
-                self._queue.append(job)
+    def wait(self, timeout: float | None = None, poll: float = 0.2) -> "Job":
+        """Poll until the job has ended or ``timeout`` seconds pass; returns the latest news."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self
+        while job.active and (deadline is None or time.monotonic() < deadline):
+            time.sleep(poll)
+            job = self._client.get(self.id) or job
         return job
 
-    def get(self, job_id):
-        """The job with that id, or None (finished jobs are remembered for a while)."""
-        with self._lock:
-            return self._jobs.get(job_id)
 
-    def active_job(self, session_id):
-        """The session's queued or running job, or None."""
-        with self._lock:
-            job = self._active.get(session_id)
-        return job if job is not None and job.active else None
+class JobClient:
+    """The page server's handle on the job service: a supervised side process that drives Ray.
 
-    def jobs(self, session_id=None) -> list:
-        """Jobs the manager remembers, oldest first; only a session's when given."""
-        with self._lock:
-            jobs = list(self._jobs.values())
-        return [j for j in jobs if session_id is None or j.session_id == session_id]
+    Every call is a short request to the side process (:mod:`cvcore.jobgate`).
+    When that process has gone (Ray's head was lost), the next call starts a
+    new one, and until it is back calls raise :class:`JobServiceError` (or, for
+    :meth:`get` and :meth:`active_job`, answer None), so a page keeps serving.
 
-    @property
-    def running_count(self) -> int:
-        """Jobs running now."""
-        with self._lock:
-            return len(self._running)
+    Args:
+        address: a Ray cluster's address; ``$RAY_ADDRESS`` by default, else a local instance.
+        settings: :class:`JobSettings`; from the environment by default.
+        log_dir: where the side process writes its log.
 
-    @property
-    def queued_count(self) -> int:
-        """Jobs waiting for a slot."""
-        with self._lock:
-            return len(self._queue)
+    Example (needs Ray, so not run here)::
 
-    def stop_all(self, wait=None) -> None:
-        """Stop every queued and running job.
+        client = JobClient()
+        job = client.submit("workspace-id", "cvcore.job_probes:count", {"steps": 3}, name="count", kind="probe")
+        client.get(job.id).wait(30).result   # 3
+    """
+
+    def __init__(self, address: str | None = None, *, settings: JobSettings | None = None, log_dir=None):
+        self.address = address if address is not None else (os.environ.get("RAY_ADDRESS") or None)
+        self.settings = settings or JobSettings.from_env()
+        self.log_dir = Path(log_dir) if log_dir else _default_log_dir()
+        self._key = secrets.token_bytes(32)
+        self._proc = None
+        self._port = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._generation = 0
+        self._last_start = 0.0
+        self._closed = False
+        atexit.register(self.close)
+
+    # -- the side process
+    def start(self) -> None:
+        """Start the side process now, if it is not running (returns at once; Ray starts behind it)."""
+        with self._lock:
+            self._ensure_process(wait=False)
+
+    def _ensure_process(self, wait: bool) -> None:  # lock held
+        if self._closed:
+            raise JobServiceError("The job service was shut down.")
+        if self._proc is not None and self._proc.poll() is None:
+            if self._port is None and wait:
+                self._read_port()
+            return
+        if self._proc is not None:  # it ended: Ray was lost, or it crashed; start again, not in a tight loop
+            if time.monotonic() - self._last_start < 2.0:
+                raise JobServiceError("The job service is restarting after losing Ray; try again in a few seconds.")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["CVCORE_JOBGATE_KEY"] = self._key.hex()
+        env["CVCORE_JOBGATE_SETTINGS"] = json.dumps(self.settings.__dict__)
+        if self.address:
+            env["RAY_ADDRESS"] = self.address
+        else:
+            env.pop("RAY_ADDRESS", None)
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+        log = open(self.log_dir / "jobgate.log", "ab")
+        self._proc = subprocess.Popen([sys.executable, "-m", "cvcore.jobgate"], env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        log.close()
+        self._port = None
+        self._generation += 1
+        self._last_start = time.monotonic()
+        if wait:
+            self._read_port()
+
+    def _read_port(self) -> None:  # lock held
+        proc, box = self._proc, {}
+
+        def read():
+            box["line"] = proc.stdout.readline().decode(errors="replace").strip()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_S)
+        line = box.get("line", "")
+        if not line.startswith("PORT "):
+            raise JobServiceError(f"The job service did not start (see {self.log_dir / 'jobgate.log'}).")
+        self._port = int(line.split()[1])
+
+    def _connection(self):
+        with self._lock:
+            self._ensure_process(wait=True)
+            generation, port = self._generation, self._port
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "generation", None) == generation:
+            return conn
+        if conn is not None:
+            conn.close()
+        try:
+            conn = Client(("127.0.0.1", port), authkey=self._key)
+        except OSError as err:
+            raise JobServiceError(f"The job service is not answering ({err}); try again in a few seconds.") from None
+        self._local.conn, self._local.generation = conn, generation
+        return conn
+
+    def _call(self, method: str, timeout: float = CALL_TIMEOUT_S, **kwargs):
+        conn = self._connection()
+        try:
+            conn.send((method, kwargs))
+            if not conn.poll(timeout):
+                raise TimeoutError(f"no answer within {timeout:.0f} s")
+            answer = conn.recv()
+        except (OSError, EOFError, TimeoutError) as err:
+            self._local.conn = None
+            conn.close()
+            raise JobServiceError(f"The job service is not answering ({err}); try again in a few seconds.") from None
+        if answer[0] == "ok":
+            return answer[1]
+        _, kind, message, extra = answer
+        if kind == "busy":
+            raise JobBusyError(message, Job.from_dict(extra, self))
+        if kind == "invalid":
+            raise CvcoreError(message)
+        raise JobServiceError(message)
+
+    # -- what pages call
+    def submit(self, owner: str, target: str, config: dict, *, name: str, kind: str) -> Job:
+        """Queue ``target(ctx, **config)`` for ``owner``; it starts as soon as a slot is free.
 
         Args:
-            wait: seconds to wait for running jobs to return, or None not to wait.
+            owner: whose job (a workspace id): one queued or running job per owner.
+            target: a cvcore function, ``"cvcore.module:function"`` (see :func:`resolve`).
+            config: its keyword arguments, JSON-able.
+            name: a label for people.
+            kind: one of :data:`KINDS`: decides its GPU fraction.
+
+        Returns:
+            The new :class:`Job` (queued or running).
+
+        Raises:
+            JobBusyError: when ``owner`` already has an active job (``err.job``).
+            JobServiceError: when Ray cannot be reached or cannot run it (the message says why).
+            CvcoreError: for a bad argument, named.
         """
-        with self._lock:
-            jobs = list(self._queue) + list(self._running)
-        for job in jobs:
-            job.stop()
-        if wait is not None:
-            deadline = time.monotonic() + wait
-            for job in jobs:
-                job.wait(max(0.0, deadline - time.monotonic()))
+        if not isinstance(owner, str) or not owner:
+            raise CvcoreError(f"`owner` must be a non-empty string; received {owner!r}.")
+        if kind not in KINDS:
+            raise CvcoreError(f"`kind` must be one of {', '.join(KINDS)}; received {kind!r}.")
+        if not isinstance(name, str):
+            raise CvcoreError(f"`name` must be a string; received {name!r}.")
+        resolve(target)  # fails here, not in a worker
+        spec = {"owner": owner, "target": target, "config": _check_config(config), "name": name, "kind": kind,
+                "memory_mb": self.settings.memory_mb, "wall_s": self.settings.wall_s,
+                "stop_grace_s": self.settings.stop_grace_s, "gpu": self.settings.gpu.get(kind, 0.0),
+                "nice": self.settings.nice}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:  # a cold start: Ray may still be starting behind the side process
+            try:
+                return Job.from_dict(self._call("submit", spec=spec), self)
+            except JobServiceError as err:
+                if "starting" not in str(err) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.25)
 
-    # -- internals (called with or without the lock as marked)
-    def _start(self, job):  # lock held
-        self._running.add(job)
-        with job._lock:
-            job._status = "running"
-            job.started = time.time()
-        thread = threading.Thread(target=self._work, args=(job,), name=f"cvcore-job-{job.id}", daemon=True)
-        job._thread = thread
-        thread.start()
-
-    def _work(self, job):
+    def get(self, job_id):
+        """The job's latest news, or None (unknown id, or the service unreachable now)."""
         try:
-            job._run()
-        finally:
-            with self._lock:
-                self._running.discard(job)
-                while self._queue and len(self._running) < self.max_running:
-                    self._start(self._queue.popleft())
+            found = self._call("get", job_id=job_id)
+        except JobServiceError:
+            return None
+        return Job.from_dict(found, self) if found else None
 
-    def _queue_position(self, job):
-        with self._lock:
-            for position, queued in enumerate(self._queue, start=1):
-                if queued is job:
-                    return position
-        return None
+    def active_job(self, owner: str):
+        """``owner``'s queued or running job, or None (also when the service is unreachable now)."""
+        try:
+            found = self._call("active", owner=owner)
+        except JobServiceError:
+            return None
+        return Job.from_dict(found, self) if found else None
 
-    def _cancel_if_queued(self, job):
-        with self._lock:
-            if job not in self._queue:
-                return
-            self._queue.remove(job)
-        with job._lock:
-            job._status = "stopped"
-            job.finished = time.time()
-        job._done.set()
+    def jobs(self, owner: str | None = None) -> list:
+        """The jobs the queue remembers, oldest first; only ``owner``'s when given.
 
-    def _prune(self):  # lock held
-        finished = [j for j in self._jobs.values() if j._done.is_set()]
-        for job in finished[: max(0, len(finished) - _KEEP_FINISHED)]:
-            del self._jobs[job.id]
-            if self._active.get(job.session_id) is job:
-                del self._active[job.session_id]
+        Raises:
+            JobServiceError: when the service is unreachable.
+        """
+        return [Job.from_dict(d, self) for d in self._call("list", owner=owner)]
+
+    def stop(self, job_id: str) -> None:
+        """Ask a job to stop: a queued one never starts; a running one stops at its next check (a batch),
+        and is cancelled by force after the grace period. Stopping a finished job does nothing.
+
+        Raises:
+            JobServiceError: when the service is unreachable.
+        """
+        self._call("stop", job_id=job_id)
+
+    def status(self) -> dict:
+        """The service as it stands: ``state`` ("starting", "ready" or "failed"), ``message`` (what it waits
+        for, or what is wrong), Ray's address and version, the cluster's resources, and the queue's counts.
+        Never raises: an unreachable service is ``state="unreachable"``."""
+        try:
+            return self._call("status", timeout=5)
+        except JobServiceError as err:
+            return {"state": "unreachable", "message": str(err)}
+
+    def close(self) -> None:
+        """End the side process (and a local Ray it started)."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 15)
+                proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, 9)
+                except OSError:
+                    pass
+
+    @property
+    def process(self):
+        """The side process (a :class:`subprocess.Popen`), or None before the first call."""
+        return self._proc
+
+
+def _default_log_dir() -> Path:
+    from .workspace import state_dir
+
+    return state_dir() / "logs"
 
 
 _default = None
 _default_lock = threading.Lock()
 
 
-def default_manager() -> JobManager:
-    """The server-wide manager, created on first use.
-
-    Its ``max_running`` comes from the environment variable
-    ``CVCORE_MAX_JOBS`` (default 2).
+def default_manager() -> JobClient:
+    """The server-wide :class:`JobClient`, created (and its side process started) on first use.
 
     Returns:
-        The same :class:`JobManager` on every call, in every thread.
+        The same client on every call, in every thread.
 
     Raises:
-        CvcoreError: when ``CVCORE_MAX_JOBS`` is not a positive integer.
-
-    Example:
-        >>> default_manager() is default_manager()
-        True
+        CvcoreError: when a ``CVCORE_*`` job setting is not a valid number.
     """
     global _default
     with _default_lock:
         if _default is None:
-            raw = os.environ.get("CVCORE_MAX_JOBS", "").strip()
-            if raw:
-                try:
-                    value = int(raw)
-                except ValueError:
-                    value = 0
-                if value < 1:
-                    raise CvcoreError(
-                        f"The environment variable CVCORE_MAX_JOBS must be a positive integer; received {raw!r}."
-                    )
-            else:
-                value = DEFAULT_MAX_JOBS
-            _default = JobManager(max_running=value)
+            _default = JobClient()
+            _default.start()
         return _default

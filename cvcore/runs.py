@@ -20,7 +20,7 @@ import numpy as np
 from . import device
 from .errors import CvcoreError
 
-__all__ = ["RunConfig", "RunResult", "run_training", "train_run", "save_evaluation", "load_evaluation",
+__all__ = ["RunConfig", "RunResult", "run_training", "train_run", "train_job", "save_evaluation", "load_evaluation",
            "data_record", "HISTORY_KEYS"]
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -203,6 +203,8 @@ def train_run(workspace, config: RunConfig, data, ctx=None, *, name: str, title:
         ('finished', 2, True, 364)
     """
     rec = workspace.new_run("train", name=name, title=title, config=config.as_dict(), data=data_record(config, data))
+    if ctx is not None and hasattr(ctx, "attach_run"):
+        ctx.attach_run(workspace, rec.id)  # a job killed from outside still has its run marked
 
     def on_epoch(history, model):
         rec.history = history
@@ -224,3 +226,39 @@ def train_run(workspace, config: RunConfig, data, ctx=None, *, name: str, title:
         rec.status = "stopped" if result.stopped else "finished"
         workspace.save_run(rec)
     return rec
+
+
+def train_job(ctx, *, workspace: dict, config: dict, name: str, title: str) -> dict:
+    """The Train page's job (:mod:`cvcore.jobs`): :func:`train_run` from JSON-able inputs, in a worker.
+
+    Args:
+        ctx: the job's context.
+        workspace: :meth:`cvcore.workspace.Workspace.ref` of the user's workspace.
+        config: :meth:`RunConfig.as_dict`; its data set is loaded here, in the worker.
+        name, title: the run's name and what it is.
+
+    Returns:
+        ``{"run": id, "status": ...}``: the run itself is in the workspace.
+
+    Example:
+        >>> import tempfile
+        >>> from cvcore.jobs import run_inline
+        >>> from cvcore.models import PRESETS
+        >>> from cvcore.workspace import Store, new_token
+        >>> ws = Store(tempfile.mkdtemp()).anonymous(new_token())
+        >>> cfg = RunConfig(spec=PRESETS["Basic CNN (6 and 12 filters)"], dataset="digits", n_train=100, n_val=20,
+        ...                 epochs=1)
+        >>> run_inline("cvcore.runs:train_job", {"workspace": ws.ref(), "config": cfg.as_dict(), "name": "Run 1",
+        ...                                      "title": "basic"})["status"]
+        'finished'
+    """
+    from .data import load_dataset
+    from .workspace import Workspace
+
+    ws = Workspace.from_ref(workspace)
+    try:
+        run_config = RunConfig(**config)
+    except TypeError as err:
+        raise CvcoreError(f"A Train job's config does not fit RunConfig: {err}.") from None
+    rec = train_run(ws, run_config, load_dataset(run_config.dataset), ctx, name=name, title=title)
+    return {"run": rec.id, "status": rec.status}

@@ -38,7 +38,8 @@ from .applications import APPLICATIONS
 from .errors import CvcoreError
 from .runs import HISTORY_KEYS
 
-__all__ = ["MODES", "MODE_TITLES", "TransferConfig", "TransferResult", "run_transfer", "transfer_run", "mode_costs",
+__all__ = ["MODES", "MODE_TITLES", "TransferConfig", "TransferResult", "run_transfer", "transfer_run", "transfer_job",
+           "mode_costs",
            "transfer_summary", "mode_params", "select_train", "logistic_model", "features_cache_key", "DEFAULT_OPTIMIZERS"]
 
 MODES = ("baseline", "frozen", "features", "finetune", "scratch")
@@ -600,6 +601,8 @@ def transfer_run(workspace, config: TransferConfig, dataset, ctx=None, *, name: 
     _validate(config)
     rec = workspace.new_run("transfer", name=name, title=title, config=config_dict(config),
                             data=data_record(dataset, config), extra=dict(extra or {}))
+    if ctx is not None and hasattr(ctx, "attach_run"):
+        ctx.attach_run(workspace, rec.id)  # a job killed from outside still has its run marked
 
     class Saving:
         """The job's context, plus the history and phases saved after every epoch."""
@@ -634,3 +637,42 @@ def transfer_run(workspace, config: TransferConfig, dataset, ctx=None, *, name: 
                          train_images=int(result.train_images), epoch_seconds=list(result.epoch_seconds))
         workspace.save_run(rec)
     return rec
+
+
+def transfer_job(ctx, *, workspace: dict, config: dict, dataset: dict, name: str, title: str,
+                 cache_dir: str | None = None, extra: dict | None = None) -> dict:
+    """The Transfer page's job (:mod:`cvcore.jobs`): :func:`transfer_run` from JSON-able inputs, in a worker.
+
+    Args:
+        ctx: the job's context.
+        workspace: :meth:`cvcore.workspace.Workspace.ref` of the user's workspace.
+        config: :func:`config_dict` of a :class:`TransferConfig`.
+        dataset: :meth:`cvcore.folders.ImageDataset.to_json`: the files (read where the job runs) and the split.
+        name, title, extra: as for :func:`transfer_run`.
+        cache_dir: the bottleneck-feature cache's folder (shared, keyed by the exact files).
+
+    Returns:
+        ``{"run": id, "status": ...}``: the run itself is in the workspace.
+
+    Example:
+        >>> import tempfile
+        >>> from cvcore.jobs import run_inline
+        >>> from cvcore.samples import digits_dataset
+        >>> from cvcore.workspace import Store, new_token
+        >>> ws = Store(tempfile.mkdtemp()).anonymous(new_token())
+        >>> cfg = config_dict(TransferConfig(mode="baseline", image_size=32, epochs=1))
+        >>> run_inline("cvcore.transfer_runs:transfer_job", {"workspace": ws.ref(), "config": cfg,
+        ...            "dataset": digits_dataset(per_class=5).to_json(), "name": "Transfer 1", "title": "baseline"})["status"]
+        'finished'
+    """
+    from .folders import ImageDataset
+    from .workspace import Workspace
+
+    ws = Workspace.from_ref(workspace)
+    try:
+        transfer_config = TransferConfig(**config)
+    except TypeError as err:
+        raise CvcoreError(f"A Transfer job's config does not fit TransferConfig: {err}.") from None
+    rec = transfer_run(ws, transfer_config, ImageDataset.from_json(dataset), ctx, name=name, title=title,
+                       cache_dir=cache_dir, extra=extra)
+    return {"run": rec.id, "status": rec.status}

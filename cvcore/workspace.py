@@ -260,6 +260,33 @@ class Workspace:
         """The folder's name: a hash, never the token or the user's name."""
         return self.path.name
 
+    def ref(self) -> dict:
+        """What names this workspace to a job in another process or on another node (JSON-able).
+
+        Example:
+            >>> ws = Store(tempfile.mkdtemp()).anonymous(new_token())
+            >>> Workspace.from_ref(ws.ref()) == ws
+            True
+        """
+        return {"path": str(self.path), "kind": self.kind, "quota_bytes": self.quota_bytes}
+
+    @classmethod
+    def from_ref(cls, ref) -> "Workspace":
+        """The workspace :meth:`ref` names.
+
+        Raises:
+            StoreError: when ``ref`` is malformed or names no workspace folder (a store not mounted here).
+        """
+        try:
+            path = Path(ref["path"])
+            kind, quota = str(ref["kind"]), int(ref["quota_bytes"])
+        except (KeyError, TypeError, ValueError):
+            raise StoreError(f"A workspace reference needs 'path', 'kind' and 'quota_bytes'; received {ref!r}.") from None
+        if path.name[:2] not in (_ANON, _USER) or not (path / _META).is_file():
+            raise StoreError(f"No workspace at {str(path)!r} on this machine: is the workspace store mounted here "
+                             "(the same path on every node)?")
+        return cls(path, kind=kind, quota_bytes=quota)
+
     @property
     def alive(self) -> bool:
         return self.path.is_dir()

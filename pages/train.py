@@ -12,7 +12,7 @@ import streamlit as st
 from cvcore import evaluation, export, jobs, models, saving
 from cvcore.data import DATASET_TITLES, DATASETS
 from cvcore.errors import CvcoreError
-from cvcore.runs import RunConfig, save_evaluation, train_run
+from cvcore.runs import RunConfig, save_evaluation
 from cvcore.training import describe_progress
 from cvcore.visualize import activations, blank_fraction, layer_names
 from cvcore.workspace import QuotaExceededError
@@ -169,8 +169,9 @@ def start_training() -> None:
     title, name = f"{preset} on {DATASET_TITLES[used]}", next_name()
     try:
         ws.ensure_room()
-        job = manager.submit(ws.id, lambda ctx: train_run(ws, config, data, ctx, name=name, title=title),
-                             name=JOB_PREFIX + preset)
+        job = manager.submit(ws.id, "cvcore.runs:train_job",
+                             {"workspace": ws.ref(), "config": config.as_dict(), "name": name, "title": title},
+                             name=JOB_PREFIX + preset, kind="train")
     except CvcoreError as err:
         st.session_state["trn_submit_error"] = err
         return

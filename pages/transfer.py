@@ -16,7 +16,7 @@ from cvcore import applications, jobs
 from cvcore import augment as aug
 from cvcore.errors import CvcoreError
 from cvcore.training import describe_progress
-from cvcore.transfer_runs import (MODE_TITLES, MODES, TransferConfig, mode_costs, mode_params, transfer_run,
+from cvcore.transfer_runs import (MODE_TITLES, MODES, TransferConfig, mode_costs, mode_params, config_dict,
                                   transfer_summary)
 from cvcore.workspace import QuotaExceededError, state_dir
 from ui import plots
@@ -289,9 +289,11 @@ def start() -> None:
     name = next_name()
     try:
         ws.ensure_room()
-        job = manager.submit(ws.id, lambda ctx: transfer_run(ws, config, ds, ctx, name=name, title=title,
-                                                             cache_dir=cache_dir, extra={"weights": weights_choice}),
-                             name=JOB_PREFIX + mode)
+        job = manager.submit(ws.id, "cvcore.transfer_runs:transfer_job",
+                             {"workspace": ws.ref(), "config": config_dict(config), "dataset": ds.to_json(),
+                              "name": name, "title": title, "cache_dir": str(cache_dir),
+                              "extra": {"weights": weights_choice}},
+                             name=JOB_PREFIX + mode, kind="transfer")
     except CvcoreError as err:
         st.session_state["tl_submit_error"] = err
         return

@@ -71,7 +71,12 @@ def wait_for_job_end(at, job_key: str, *, timeout: float, what: str):
     if job_key not in at.session_state:
         return
     held = at.session_state[job_key]
-    job = jobs.default_manager().get(held["id"] if isinstance(held, dict) else held)
-    if job is not None:
-        wait_until(lambda: not job.active, timeout=timeout, interval=0.1, what=what,
-                   details=lambda: f"job status {job.status}, progress {job.progress}")
+    job_id = held["id"] if isinstance(held, dict) else held
+    client = jobs.default_manager()
+
+    def ended():
+        job = client.get(job_id)
+        return job is None or not job.active
+
+    wait_until(ended, timeout=timeout, interval=0.1, what=what,
+               details=lambda: f"job {client.get(job_id)}")

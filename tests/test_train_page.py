@@ -149,9 +149,9 @@ def test_stop_ends_a_run_early_and_keeps_it():
     at = small_digits_run(run_page(), epochs=40)
     at.toggle(key="trn_fast").set_value(False).run()
     at.button(key="trn_train").click().run()
-    job = jobs.default_manager().get(at.session_state["trn_job_id"])
-    wait_until(lambda: (job.progress or {}).get("history", {}).get("loss"), timeout=60,
-               what="a first epoch in the job's progress", details=lambda: f"job status {job.status}")
+    client, job_id = jobs.default_manager(), at.session_state["trn_job_id"]
+    wait_until(lambda: (client.get(job_id).progress or {}).get("history", {}).get("loss"), timeout=60,
+               what="a first epoch in the job's progress", details=lambda: f"job {client.get(job_id)}")
     at.run()
     at.button(key="trn_stop").click().run()
     wait_for_runs(at, 1)

@@ -145,10 +145,10 @@ def test_a_run_can_be_stopped_and_is_kept_as_stopped():
     at.radio(key="tl_mode").set_value("scratch").run()
     at.number_input(key="tl_epochs_scratch").set_value(200).run()
     at.button(key="tl_train").click().run()
-    job = jobs.default_manager().get(at.session_state["tl_job_id"])
+    client, job_id = jobs.default_manager(), at.session_state["tl_job_id"]
     # Until an epoch has ended: the run has something to keep.
-    wait_until(lambda: (job.progress or {}).get("history", {}).get("loss"), timeout=120, interval=0.2,
-               what="a first epoch in the job's progress", details=lambda: f"job status {job.status}")
+    wait_until(lambda: (client.get(job_id).progress or {}).get("history", {}).get("loss"), timeout=120, interval=0.2,
+               what="a first epoch in the job's progress", details=lambda: f"job {client.get(job_id)}")
     rerun_until(at, lambda at: any(b.key == "tl_stop" for b in at.button), timeout=30, what="the Stop button")
     at.button(key="tl_stop").click().run()
     rerun_until(at, lambda at: "tl_job_id" not in at.session_state, timeout=120, what="the stopped run's end")

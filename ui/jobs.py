@@ -1,6 +1,7 @@
-"""One view of a background job, shared by every page that runs jobs (Train, Transfer, Background, Visualize).
+"""One view of a background job, shared by every page that runs jobs (Train, Transfer, Background, Visualize, Data).
 
-While the job waits: its place in the queue, and Stop. While it runs: a progress bar with the page's
+Jobs run on Ray, outside the page server (:mod:`cvcore.jobs`); the page polls their news. While the job waits:
+its place in the queue, and Stop. Before its first progress: what it waits for (a worker starting). While it runs: a progress bar with the page's
 own words and Stop (disabled once asked, with "stopping…"). Live curves where the page draws them.
 Once it has ended: the page's ``on_end`` (keep the result, note the failure), then a rerun of the whole
 page, so that what the job made shows below. Pages call it from a fragment that polls.
@@ -14,7 +15,7 @@ def job_view(job, *, key: str, describe, on_end, stop_help: str = "", curves=Non
     """Show ``job`` (a :class:`cvcore.jobs.Job`, or None for nothing).
 
     Args:
-        job: the job to show.
+        job: the job to show (its latest news, from :meth:`cvcore.jobs.JobClient.get`).
         key: the page's widget-key prefix: the Stop buttons are ``<key>_stop`` and ``<key>_stop_queued``.
         describe: ``describe(progress) -> (fraction 0..1, text)`` for the bar.
         on_end: called once with the job after it has ended (finished, stopped or failed), before the
@@ -31,6 +32,11 @@ def job_view(job, *, key: str, describe, on_end, stop_help: str = "", curves=Non
                 icon=":material/hourglass_top:")
         c2.button("Stop", icon=":material/stop:", key=f"{key}_stop_queued", on_click=job.stop,
                   help="Takes it out of the queue: it never starts.")
+    elif job.active and job.waiting:  # no progress yet: say what it waits for (a cold start takes longer)
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        c1.info(job.waiting, icon=":material/hourglass_top:")
+        c2.button("Stop", icon=":material/stop:", key=f"{key}_stop", on_click=job.stop, disabled=job.stop_requested,
+                  help=stop_help)
     elif job.active:
         fraction, text = describe(progress)
         c1, c2 = st.columns([5, 1], vertical_alignment="bottom")

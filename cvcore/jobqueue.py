@@ -1,0 +1,442 @@
+"""The Ray side of :mod:`cvcore.jobs`: the shared queue (a named, detached actor) and the task that runs a job.
+
+Only the side process (:mod:`cvcore.jobgate`) and Ray's workers import this
+module; the page server never does.
+
+:class:`JobQueue` is one actor for the whole server, whichever page server
+submits: it keeps the jobs first in, first out, at most one queued or running
+job per owner, and at most ``max_running`` running. It starts each job as a
+:func:`run_job` task with the job's resource requests and watches it: Stop
+first asks (the job returns at its next check), then, after the grace period,
+cancels by force; the wall-clock limit does the same. A task that dies (its
+process killed, out of memory, a lost node) fails its job with a plain message,
+and the run the job had attached is marked failed in its workspace.
+
+:func:`run_job` lowers its own CPU priority, turns on GPU memory growth before
+TensorFlow is imported, watches its own memory against the job's cap, and calls
+the job's function with a :class:`WorkerContext`.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+
+import ray
+
+from .errors import CvcoreError
+
+QUEUE_NAME = "cvcore-job-queue"
+NAMESPACE = "convnet-explorer"
+SLOT_RESOURCE = "cvcore_job_slot"  # only on a Ray instance the app started itself
+KEEP_FINISHED = 512
+REPORT_EVERY_S = 0.2  # progress reaches the queue at most this often
+STOP_CHECK_EVERY_S = 0.25  # a worker asks the queue whether Stop was pressed at most this often
+MEMORY_CHECK_EVERY_S = 0.1
+_KILLED_BY_CAP = 137
+
+
+def _message(err: BaseException) -> str:
+    return str(err) if isinstance(err, CvcoreError) else f"{type(err).__name__}: {err}"
+
+
+def _mib(n: float) -> str:
+    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+
+
+# ------------------------------------------------------------------------------------------- the worker side
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class WorkerContext:
+    """The :class:`cvcore.jobs.JobContext` of a job running in a Ray worker."""
+
+    def __init__(self, job_id: str, queue):
+        self.job_id = job_id
+        self._queue = queue
+        self._last_sent = 0.0
+        self._pending = None
+        self._last_check = 0.0
+        self._stop = False
+        self._lock = threading.Lock()
+
+    def report(self, progress: dict) -> None:
+        if not isinstance(progress, dict):
+            raise CvcoreError(f"`progress` must be a dict; received {type(progress).__name__}.")
+        now = time.monotonic()
+        with self._lock:
+            self._pending = dict(progress)
+            if now - self._last_sent < REPORT_EVERY_S:
+                return
+            self._last_sent, progress, self._pending = now, self._pending, None
+        self._queue.report.remote(self.job_id, progress)  # fire and forget: the queue keeps the latest
+
+    def flush(self) -> None:
+        with self._lock:
+            progress, self._pending = self._pending, None
+        if progress is not None:
+            ray.get(self._queue.report.remote(self.job_id, progress), timeout=10)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and now - self._last_check >= STOP_CHECK_EVERY_S:
+            self._last_check = now
+            try:
+                self._stop = bool(ray.get(self._queue.stop_requested.remote(self.job_id), timeout=5))
+            except Exception:  # the queue is gone: stop rather than run on unwatched
+                self._stop = True
+        return self._stop
+
+    def attach_run(self, workspace, run_id: str) -> None:
+        self._queue.attach_run.remote(self.job_id, workspace.ref(), run_id)
+
+
+def _lower_priority(nice: int) -> None:
+    try:
+        current = os.nice(0)
+        if current < nice:
+            os.nice(nice - current)
+    except OSError:
+        pass
+
+
+def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Event) -> None:
+    """Kill this worker process when the job's memory (RSS above what the worker held before it) passes the cap."""
+    while not done.wait(MEMORY_CHECK_EVERY_S):
+        used = _rss_bytes() - base
+        if used > cap_bytes:
+            try:
+                ray.get(queue.fault.remote(job_id, f"Out of memory: the job used {_mib(used)}, over its cap of "
+                                                   f"{_mib(cap_bytes)} (CVCORE_JOB_MEMORY_MB). Try a smaller batch, "
+                                                   "fewer images or a smaller model."), timeout=5)
+            finally:
+                os._exit(_KILLED_BY_CAP)
+
+
+@ray.remote(max_retries=0)
+def run_job(job_id: str, spec: dict, queue) -> dict:
+    """Run one job in a Ray worker; returns ``{"status", "result" or "error"}`` (never raises)."""
+    _lower_priority(int(spec.get("nice", 10)))
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # before TensorFlow first touches a GPU
+    ctx = WorkerContext(job_id, queue)
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch_memory, name="cvcore-memory-cap", daemon=True,
+                               args=(job_id, queue, float(spec["memory_mb"]) * 1024**2, _rss_bytes(), done))
+    watcher.start()
+    try:
+        from .jobs import run_inline
+
+        ctx.report({"phase": "starting"})
+        result = run_inline(spec["target"], spec["config"], ctx)
+        outcome = {"status": "stopped" if ctx.should_stop() else "done", "result": result}
+    except BaseException as err:  # a job's failure is its own: reported, never raised into the queue
+        outcome = {"status": "failed", "error": _message(err), "traceback": traceback.format_exc()}
+    finally:
+        done.set()
+    try:
+        ctx.flush()
+    except Exception:
+        pass
+    _tidy()
+    return outcome
+
+
+def _tidy() -> None:
+    """Leave the reused worker as a next job expects it: no models of this one held."""
+    if "keras" in sys.modules:
+        try:
+            sys.modules["keras"].backend.clear_session()
+        except Exception:
+            pass
+    gc.collect()
+
+
+@ray.remote(max_retries=0)
+def warm_worker() -> dict:
+    """Import TensorFlow and Keras in a worker that jobs will reuse: the first job then starts in about a second."""
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    from . import device
+
+    info = device.configure()
+    return {"pid": os.getpid(), "device": info.kind}
+
+
+@ray.remote(max_retries=0)
+def probe_worker(store_root: str, marker: str) -> dict:
+    """What a job's worker sees: its Python, Ray, cvcore and whether it reads the workspace store."""
+    import cvcore
+
+    path = os.path.join(store_root, ".probe")
+    try:
+        with open(path) as f:
+            readable = f.read().strip() == marker
+    except OSError:
+        readable = False
+    return {"python": "%d.%d" % sys.version_info[:2], "ray": ray.__version__, "cvcore": os.path.dirname(cvcore.__file__),
+            "store_readable": readable, "node": ray.get_runtime_context().get_node_id()}
+
+
+# ------------------------------------------------------------------------------------------- the queue
+class _Entry:
+    __slots__ = ("id", "spec", "status", "progress", "error", "result", "stop", "created", "started", "finished",
+                 "ref", "fault", "run", "node", "deadline", "force_at", "warm")
+
+    def __init__(self, spec):
+        self.id = uuid.uuid4().hex[:16]
+        self.spec = spec
+        self.status = "queued"
+        self.progress, self.error, self.result = {}, None, None
+        self.stop = False
+        self.created, self.started, self.finished = time.time(), None, None
+        self.ref = self.fault = self.run = self.node = self.deadline = self.force_at = None
+        self.warm = False
+
+    def public(self, position=None, cold=False) -> dict:
+        waiting = None
+        if self.status == "running" and (not self.progress or self.progress.get("phase") == "starting"):
+            waiting = ("Starting a worker process and loading TensorFlow: the first job after the server "
+                       "started takes a little longer." if cold else "Starting…")
+        return {"id": self.id, "owner": self.spec["owner"], "name": self.spec["name"], "kind": self.spec["kind"],
+                "status": self.status, "progress": self.progress, "error": self.error, "result": self.result,
+                "position": position, "stop_requested": self.stop, "waiting": waiting, "created": self.created,
+                "started": self.started, "finished": self.finished, "node": self.node}
+
+
+@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=64)
+class JobQueue:
+    """The server's queue (see the module's doc). Created once, by name, detached."""
+
+    def __init__(self, max_running: int, local: bool):
+        self.max_running = int(max_running)
+        self.local = bool(local)
+        self.jobs: dict[str, _Entry] = {}
+        self.queue: deque[_Entry] = deque()
+        self.running: set = set()
+        self.warmed = False
+        self._handle = ray.get_runtime_context().current_actor  # jobs report to it
+        self._lock = threading.RLock()
+        self._watcher = threading.Thread(target=self._watch, name="cvcore-queue-watch", daemon=True)
+        self._watcher.start()
+
+    # -- asked by page servers (through their side processes)
+    def ping(self) -> dict:
+        with self._lock:
+            return {"running": len(self.running), "queued": len(self.queue), "max_running": self.max_running,
+                    "warm": self.warmed, "local": self.local}
+
+    def submit(self, spec: dict) -> dict:
+        with self._lock:
+            current = self._active(spec["owner"])
+            if current is not None:
+                return {"busy": current.public(self._position(current), not self.warmed)}
+            entry = _Entry(spec)
+            self.jobs[entry.id] = entry
+            self.queue.append(entry)
+            self._prune()
+            self._pump()
+            return {"job": entry.public(self._position(entry), not self.warmed)}
+
+    def get(self, job_id: str):
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            return entry.public(self._position(entry), not self.warmed) if entry else None
+
+    def active(self, owner: str):
+        with self._lock:
+            entry = self._active(owner)
+            return entry.public(self._position(entry), not self.warmed) if entry else None
+
+    def list(self, owner=None) -> list:
+        with self._lock:
+            return [e.public(self._position(e), not self.warmed) for e in self.jobs.values()
+                    if owner is None or e.spec["owner"] == owner]
+
+    def stop(self, job_id: str) -> None:
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            if entry is None or entry.status not in ("queued", "running"):
+                return
+            entry.stop = True
+            if entry.status == "queued":
+                self.queue.remove(entry)
+                self._finish(entry, "stopped")
+            elif entry.force_at is None:
+                entry.force_at = time.monotonic() + float(entry.spec.get("stop_grace_s", 10))
+
+    def warm(self, count: int, options: dict) -> None:
+        """Start ``count`` workers with TensorFlow imported, for jobs to reuse."""
+        refs = [warm_worker.options(**options).remote() for _ in range(max(1, int(count)))]
+
+        def wait():
+            try:
+                ray.get(refs, timeout=600)
+            except Exception:
+                pass
+            self.warmed = True
+
+        threading.Thread(target=wait, daemon=True).start()
+
+    def probe(self, store_root: str, marker: str, options: dict, timeout: float) -> dict:
+        try:
+            return ray.get(probe_worker.options(**options).remote(store_root, marker), timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            return {"error": f"no worker started within {timeout:.0f} s: the cluster has no free CPU for a job "
+                             "(or its nodes cannot start workers)."}
+        except Exception as err:
+            return {"error": _message(err)}
+
+    # -- asked by running jobs
+    def report(self, job_id: str, progress: dict) -> None:
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            if entry is not None and entry.status == "running":
+                entry.progress = progress
+
+    def stop_requested(self, job_id: str) -> bool:
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            return entry is None or entry.stop or entry.status != "running"
+
+    def fault(self, job_id: str, message: str) -> None:
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            if entry is not None:
+                entry.fault = message
+
+    def attach_run(self, job_id: str, workspace_ref: dict, run_id: str) -> None:
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            if entry is not None:
+                entry.run = (workspace_ref, run_id)
+
+    # -- internals (lock held unless said)
+    def _active(self, owner):
+        for entry in reversed(self.jobs.values()):
+            if entry.spec["owner"] == owner and entry.status in ("queued", "running"):
+                return entry
+        return None
+
+    def _position(self, entry):
+        if entry.status != "queued":
+            return None
+        for i, queued in enumerate(self.queue, start=1):
+            if queued is entry:
+                return i
+        return None
+
+    def _options(self, spec) -> dict:
+        options = {"num_cpus": 1, "name": f"cvcore {spec['kind']}: {spec['name']}"[:120],
+                   "memory": int(float(spec["memory_mb"]) * 1024**2)}
+        gpu = float(spec.get("gpu") or 0)
+        if gpu > 0 and ray.cluster_resources().get("GPU", 0) > 0:
+            options["num_gpus"] = gpu
+        if self.local:
+            options["resources"] = {SLOT_RESOURCE: 1}
+        return options
+
+    def _pump(self) -> None:
+        while self.queue and len(self.running) < self.max_running:
+            entry = self.queue.popleft()
+            entry.status, entry.started = "running", time.time()
+            entry.deadline = time.monotonic() + float(entry.spec["wall_s"])
+            entry.warm = self.warmed
+            entry.ref = run_job.options(**self._options(entry.spec)).remote(entry.id, entry.spec, self._handle)
+            self.running.add(entry)
+
+    def _finish(self, entry, status, error=None, result=None) -> None:
+        entry.status, entry.error, entry.result, entry.finished = status, error, result, time.time()
+        self.running.discard(entry)
+        if entry.run is not None and status in ("failed", "stopped"):
+            _end_run(entry.run, status, error)
+        self._pump()
+
+    def _prune(self) -> None:
+        ended = [e for e in self.jobs.values() if e.status not in ("queued", "running")]
+        for entry in ended[: max(0, len(ended) - KEEP_FINISHED)]:
+            del self.jobs[entry.id]
+
+    def _watch(self) -> None:
+        """Every tenth of a second: collect ended tasks, enforce stop grace periods and wall-clock limits."""
+        while True:
+            time.sleep(0.1)
+            with self._lock:
+                running = list(self.running)
+            if not running:
+                continue
+            ready, _ = ray.wait([e.ref for e in running], num_returns=len(running), timeout=0)
+            ready = set(ready)
+            now = time.monotonic()
+            for entry in running:
+                if entry.ref in ready:
+                    self._collect(entry)
+                elif entry.force_at is not None and now > entry.force_at:
+                    entry.force_at = float("inf")
+                    ray.cancel(entry.ref, force=True)
+                elif now > entry.deadline:
+                    entry.deadline = float("inf")
+                    limit = float(entry.spec["wall_s"])
+                    entry.fault = (f"Went over the wall-clock limit of {limit / 60:.0f} min (CVCORE_JOB_WALL_S) "
+                                   "and was stopped; the run keeps what it had saved.")
+                    ray.cancel(entry.ref, force=True)
+
+    def _collect(self, entry) -> None:
+        try:
+            outcome = ray.get(entry.ref, timeout=10)
+        except ray.exceptions.TaskCancelledError:
+            outcome = None
+            error = entry.fault
+        except ray.exceptions.OutOfMemoryError:
+            outcome, error = None, entry.fault or ("Out of memory: the machine ran low on memory and Ray ended "
+                                                   "the job. Try a smaller batch, fewer images or a smaller model.")
+        except Exception as err:  # the worker process died, or its node
+            outcome = None
+            error = entry.fault or ("The job's worker process ended unexpectedly (it crashed or was killed): "
+                                    f"{type(err).__name__}. Other users' work is not affected; try again.")
+        with self._lock:
+            if outcome is not None:
+                if outcome["status"] == "failed":
+                    self._finish(entry, "failed", error=outcome["error"])
+                else:
+                    self._finish(entry, outcome["status"], result=outcome.get("result"))
+            elif error is None and entry.stop:  # cancelled by force after Stop's grace period
+                self._finish(entry, "stopped")
+            else:
+                self._finish(entry, "failed", error=error or "The job was cancelled.")
+            # The worker is not told when it is killed: keep the last progress it sent for the page.
+
+
+def _end_run(run, status, message) -> None:
+    """Mark an attached run that is still "running" as ``status`` when its job ended from outside (killed, or
+    cancelled after Stop's grace period): it could not say so itself. A run the job ended itself is left as is."""
+    from .workspace import Workspace
+
+    workspace_ref, run_id = run
+    try:
+        ws = Workspace.from_ref(workspace_ref)
+        rec = ws.run(run_id)
+        if rec.status == "running":
+            rec.status = status
+            if message:
+                rec.error = message
+            ws.save_run(rec)
+    except Exception:  # the workspace is gone, or unreadable from here: its heartbeat says interrupted
+        pass
+
+
+def namespace() -> str:
+    """The Ray namespace of this app's queue: ``$CVCORE_RAY_NAMESPACE``, or :data:`NAMESPACE` (two apps on one
+    cluster, or a test that wants a queue of its own, set different ones)."""
+    return os.environ.get("CVCORE_RAY_NAMESPACE") or NAMESPACE
+
+
+def get_or_create_queue(max_running: int, local: bool):
+    """The server's queue actor, made on first call (every page server's side process calls this)."""
+    return JobQueue.options(name=QUEUE_NAME, namespace=namespace(), lifetime="detached",
+                            get_if_exists=True).remote(max_running, local)
