@@ -11,7 +11,6 @@ and offline, as every test does.
 """
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -110,9 +109,6 @@ def stop_ray_head(proc) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def ray_address():
     """One local Ray instance for the whole session; every page server and job client joins it."""
-    if shutil.which("ray", path=str(Path(sys.executable).parent)) is None:
-        yield None
-        return
     proc, address, environ = start_ray_head()
     saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ.update(RAY_ADDRESS=address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=environ["RAY_AUTH_TOKEN"])

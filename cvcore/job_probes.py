@@ -22,9 +22,11 @@ def probe(ctx, store_root: str | None = None) -> dict:
     Example:
         >>> from cvcore.jobs import LocalContext
         >>> sorted(probe(LocalContext()))
-        ['pid', 'python', 'store_exists']
+        ['cvcore', 'pid', 'python', 'store_exists']
     """
-    out = {"python": "%d.%d" % sys.version_info[:2], "pid": os.getpid(),
+    import cvcore
+
+    out = {"python": "%d.%d" % sys.version_info[:2], "pid": os.getpid(), "cvcore": os.path.dirname(cvcore.__file__),
            "store_exists": bool(store_root) and os.path.isdir(store_root)}
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():  # in a Ray worker: which node
@@ -75,10 +77,16 @@ def exit_process(ctx, code: int = 1) -> None:
     os._exit(int(code))
 
 
-def hog_memory(ctx, mb: int = 4096, step_mb: int = 128, delay: float = 0.05) -> int:
-    """Allocate (and touch) ``mb`` MiB, ``step_mb`` at a time; a memory cap below it kills the job."""
+def hog_memory(ctx, mb: int = 4096, step_mb: int = 128, delay: float = 0.05, workspace: dict | None = None) -> int:
+    """Allocate (and touch) ``mb`` MiB, ``step_mb`` at a time; a memory cap below it kills the job.
+    With ``workspace`` (a :meth:`~cvcore.workspace.Workspace.ref`), first start a run there, as a training job does."""
     import numpy as np
 
+    if workspace is not None:
+        from .workspace import Workspace
+
+        ws = Workspace.from_ref(workspace)
+        ctx.attach_run(ws, ws.new_run("train", name="Hog", title="a run that eats memory").id)
     held = []
     for _ in range(max(1, int(mb) // int(step_mb))):
         held.append(np.ones(int(step_mb) * 1024**2, np.uint8))

@@ -25,7 +25,8 @@ import traceback
 from multiprocessing.connection import Listener
 from pathlib import Path
 
-FAILED_EXIT_AFTER_S = 20.0  # a failed start keeps its message this long for the pages, then a new try
+# A failed start keeps its message this long for the pages, then the side process ends and the next call tries again.
+FAILED_EXIT_AFTER_S = float(os.environ.get("CVCORE_JOB_RETRY_S", 20))
 PING_EVERY_S = 2.0
 PINGS_LOST = 2  # consecutive failed pings: Ray is gone
 
@@ -91,7 +92,8 @@ class Gate:
                 raise _Unavailable(f"Cannot join the Ray cluster at RAY_ADDRESS={self.address}: "
                                    f"{type(err).__name__}: {err}".strip()) from None
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
+            # "local": a new instance of our own, never one that `ray start` left on this machine.
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
                      resources={jobqueue.SLOT_RESOURCE: max_running},
                      object_store_memory=256 * 1024**2, **common)
         self.queue = jobqueue.get_or_create_queue(max_running, local=not self.address)

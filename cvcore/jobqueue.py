@@ -65,6 +65,7 @@ class WorkerContext:
         self._pending = None
         self._last_check = 0.0
         self._stop = False
+        self._timer = None
         self._lock = threading.Lock()
 
     def report(self, progress: dict) -> None:
@@ -73,13 +74,28 @@ class WorkerContext:
         now = time.monotonic()
         with self._lock:
             self._pending = dict(progress)
-            if now - self._last_sent < REPORT_EVERY_S:
+            wait = self._last_sent + REPORT_EVERY_S - now
+            if wait > 0:  # too soon: the latest goes when the interval is over, even if no report follows
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._send_pending)
+                    self._timer.daemon = True
+                    self._timer.start()
                 return
-            self._last_sent, progress, self._pending = now, self._pending, None
-        self._queue.report.remote(self.job_id, progress)  # fire and forget: the queue keeps the latest
+        self._send_pending()
+
+    def _send_pending(self) -> None:
+        with self._lock:
+            self._timer = None
+            progress, self._pending = self._pending, None
+            self._last_sent = time.monotonic()
+        if progress is not None:
+            self._queue.report.remote(self.job_id, progress)  # fire and forget: the queue keeps the latest
 
     def flush(self) -> None:
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             progress, self._pending = self._pending, None
         if progress is not None:
             ray.get(self._queue.report.remote(self.job_id, progress), timeout=10)
@@ -136,6 +152,7 @@ def run_job(job_id: str, spec: dict, queue) -> dict:
         ctx.report({"phase": "starting"})
         result = run_inline(spec["target"], spec["config"], ctx)
         outcome = {"status": "stopped" if ctx.should_stop() else "done", "result": result}
+        outcome["node"] = ray.get_runtime_context().get_node_id()
     except BaseException as err:  # a job's failure is its own: reported, never raised into the queue
         outcome = {"status": "failed", "error": _message(err), "traceback": traceback.format_exc()}
     finally:
@@ -401,6 +418,7 @@ class JobQueue:
                                     f"{type(err).__name__}. Other users' work is not affected; try again.")
         with self._lock:
             if outcome is not None:
+                entry.node = outcome.get("node")
                 if outcome["status"] == "failed":
                     self._finish(entry, "failed", error=outcome["error"])
                 else:

@@ -344,9 +344,11 @@ class JobClient:
     :meth:`get` and :meth:`active_job`, answer None), so a page keeps serving.
 
     Args:
-        address: a Ray cluster's address; ``$RAY_ADDRESS`` by default, else a local instance.
+        address: a Ray cluster's address; ``$RAY_ADDRESS`` by default; ``"local"`` (or unset) for a local
+            instance started on first need.
         settings: :class:`JobSettings`; from the environment by default.
         log_dir: where the side process writes its log.
+        namespace: the Ray namespace of the queue; ``$CVCORE_RAY_NAMESPACE`` or ``"convnet-explorer"``.
 
     Example (needs Ray, so not run here)::
 
@@ -355,8 +357,11 @@ class JobClient:
         client.get(job.id).wait(30).result   # 3
     """
 
-    def __init__(self, address: str | None = None, *, settings: JobSettings | None = None, log_dir=None):
-        self.address = address if address is not None else (os.environ.get("RAY_ADDRESS") or None)
+    def __init__(self, address: str | None = None, *, settings: JobSettings | None = None, log_dir=None,
+                 namespace: str | None = None):
+        address = address if address is not None else os.environ.get("RAY_ADDRESS")
+        self.address = None if address in (None, "", "local") else address
+        self.namespace = namespace
         self.settings = settings or JobSettings.from_env()
         self.log_dir = Path(log_dir) if log_dir else _default_log_dir()
         self._key = secrets.token_bytes(32)
@@ -389,14 +394,18 @@ class JobClient:
         env = dict(os.environ)
         env["CVCORE_JOBGATE_KEY"] = self._key.hex()
         env["CVCORE_JOBGATE_SETTINGS"] = json.dumps(self.settings.__dict__)
+        if self.namespace:
+            env["CVCORE_RAY_NAMESPACE"] = self.namespace
         if self.address:
             env["RAY_ADDRESS"] = self.address
         else:
             env.pop("RAY_ADDRESS", None)
         env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
         log = open(self.log_dir / "jobgate.log", "ab")
+        # Its working folder is not the checkout: Ray puts the driver's on the workers' path, and a worker on
+        # another node must import the cvcore shipped with the jobs, not find this machine's by accident.
         self._proc = subprocess.Popen([sys.executable, "-m", "cvcore.jobgate"], env=env, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+                                      stdout=subprocess.PIPE, stderr=log, start_new_session=True, cwd=self.log_dir)
         log.close()
         self._port = None
         self._generation += 1

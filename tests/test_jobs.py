@@ -1,253 +1,256 @@
-"""cvcore.jobs: queueing, the server-wide bound, per-session limit, stop, failure."""
-import threading
+"""Jobs on Ray (cvcore.jobs, cvcore.jobqueue, cvcore.jobgate), against real Ray: the session's head (root
+conftest) for most tests, a local instance the client starts itself for losing the head, and a two-node
+cluster on this machine for placement on another node.
+
+Each client here has a namespace of its own, hence a queue of its own, so these tests never wait behind
+the pages' jobs (nor they behind these)."""
+import os
+import secrets
 import time
 
+import psutil
 import pytest
 
 from apptest_helpers import wait_until
 from cvcore import jobs
 from cvcore.errors import CvcoreError
-from cvcore.jobs import JobBusyError, JobManager
-
-WAIT = 10  # seconds; generous for a busy 2-core machine
-
-
-def _until(predicate, what, timeout=WAIT):
-    """Wait on the condition itself; fail saying what did not happen."""
-    return wait_until(predicate, timeout=timeout, what=what, interval=0.005)
+from cvcore.jobs import JobBusyError, JobClient, JobServiceError, JobSettings
+from cvcore.workspace import Store, new_token
 
 
-def _gated():
-    """A job function that runs until its gate opens, or until it is asked to stop."""
-    gate = threading.Event()
+def client_for(max_running=2, address=None, **settings):
+    """A client with its own queue on the session's Ray (or at ``address``)."""
+    values = {"max_running": max_running, "memory_mb": 1024, "stop_grace_s": 2.0, **settings}
+    client = JobClient(address, settings=JobSettings(**values), namespace=f"test-{secrets.token_hex(4)}")
+    wait_ready(client)
+    return client
 
-    def fn(ctx):
-        while not gate.is_set():
-            if ctx.should_stop():
-                return "stopped early"
-            time.sleep(0.002)
-        return "finished"
 
-    return gate, fn
+def wait_ready(client, timeout=120):
+    wait_until(lambda: client.status().get("state") == "ready", timeout=timeout, interval=0.2,
+               what="the job service ready", details=lambda: client.status())
+
+
+def ended(client, job, timeout=60):
+    """The job's news once it has ended."""
+    wait_until(lambda: not client.get(job.id).active, timeout=timeout, interval=0.1, what=f"{job.name}'s end",
+               details=lambda: client.get(job.id))
+    return client.get(job.id)
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = client_for(max_running=2)
+    yield c
+    c.close()
 
 
 @pytest.fixture
-def manager():
-    m = JobManager(max_running=2)
-    yield m
-    m.stop_all(wait=WAIT)
+def workspace(tmp_path):
+    return Store(tmp_path / "store").anonymous(new_token())
 
 
-def test_runs_and_returns(manager):
-    job = manager.submit("s1", lambda ctx: 6 * 7, name="answer")
-    assert job.wait(WAIT)
-    assert job.status == "done" and job.result == 42 and job.error is None
-    assert job.name == "answer" and job.session_id == "s1" and job.queue_position() is None
-    assert job.finished >= job.started >= job.created
+def test_a_job_runs_in_a_ray_worker_and_returns_its_result(client):
+    job = client.submit("owner-a", "cvcore.job_probes:count", {"steps": 3}, name="count", kind="probe")
+    assert job.status in ("queued", "running") and job.owner == "owner-a"
+    done = ended(client, job)
+    assert done.status == "done" and done.result == 3 and done.error is None
+    assert done.progress == {"done": 3, "total": 3} and done.node
+    probe = ended(client, client.submit("owner-a", "cvcore.job_probes:probe", {}, name="probe", kind="probe"))
+    assert probe.result["pid"] not in (os.getpid(), client.process.pid)  # not this process, not the side process
 
 
-def test_progress_is_the_latest_report(manager):
-    gate = threading.Event()
-
-    def fn(ctx):
-        for step in range(1, 4):
-            ctx.report({"step": step, "steps": 3})
-        gate.wait(WAIT)
-        return "ok"
-
-    job = manager.submit("s1", fn)
-    _until(lambda: job.progress.get("step") == 3, "the job's report of step 3")
-    copy = job.progress
-    copy["step"] = 99
-    assert job.progress == {"step": 3, "steps": 3}  # a copy each time
-    gate.set()
-    assert job.wait(WAIT) and job.status == "done"
+def test_a_warm_worker_is_reused(client):
+    """Quick start: workers stay, with what they imported; the second job's worker is the first's."""
+    pids = {ended(client, client.submit("owner-w", "cvcore.job_probes:probe", {}, name="probe", kind="probe")).result["pid"]
+            for _ in range(4)}
+    assert len(pids) <= 2  # at most one worker per running slot, reused
 
 
-def test_bound_and_fifo_queue(manager):
-    gates, started = [], []
-    submitted = []
-    for i in range(5):
-        gate, fn = _gated()
-
-        def wrapped(ctx, fn=fn, i=i):
-            started.append(i)
-            return fn(ctx)
-
-        gates.append(gate)
-        submitted.append(manager.submit(f"s{i}", wrapped, name=f"job{i}"))
-    _until(lambda: len(started) == 2, "two jobs started")
-    # The manager starts jobs under its lock as they are submitted: what it counts now is final
-    # until a job ends (none can: every gate is closed).
-    assert manager.running_count == 2 and manager.queued_count == 3
-    assert [j.status for j in submitted] == ["running", "running", "queued", "queued", "queued"]
-    assert [j.queue_position() for j in submitted] == [None, None, 1, 2, 3]
-    gates[1].set()  # the second finishes: the third starts, the others move up
-    assert submitted[1].wait(WAIT)
-    _until(lambda: submitted[2].status == "running", "the third job running once the second ended")
-    assert [j.queue_position() for j in submitted[3:]] == [1, 2]
-    assert manager.running_count == 2
-    for gate in gates:
-        gate.set()
-    assert all(j.wait(WAIT) for j in submitted)
-    assert started == [0, 1, 2, 3, 4]  # first in, first out
-    assert all(j.status == "done" for j in submitted)
+def test_the_queue_is_first_in_first_out_with_one_job_per_owner():
+    c = client_for(max_running=1)
+    try:
+        first = c.submit("a", "cvcore.job_probes:count", {"steps": 40, "delay": 0.05}, name="first", kind="probe")
+        second = c.submit("b", "cvcore.job_probes:count", {"steps": 2}, name="second", kind="probe")
+        third = c.submit("c", "cvcore.job_probes:count", {"steps": 2}, name="third", kind="probe")
+        dropped = c.submit("d", "cvcore.job_probes:count", {"steps": 2}, name="dropped", kind="probe")
+        assert [c.get(j.id).position for j in (second, third, dropped)] == [1, 2, 3]
+        with pytest.raises(JobBusyError) as busy:  # the owner's job is still active: one at a time
+            c.submit("a", "cvcore.job_probes:count", {}, name="again", kind="probe")
+        assert busy.value.job.id == first.id and "first" in str(busy.value)
+        c.stop(dropped.id)  # taken off the queue: it never runs
+        assert c.get(dropped.id).status == "stopped" and c.get(third.id).position == 2
+        ends = [ended(c, j) for j in (first, second, third)]
+        assert [j.status for j in ends] == ["done"] * 3
+        assert ends[0].finished <= ends[1].started <= ends[1].finished <= ends[2].started  # one at a time, in order
+        assert c.get(dropped.id).started is None
+        # The owner may submit again once its job has ended.
+        assert ended(c, c.submit("a", "cvcore.job_probes:count", {"steps": 1}, name="later", kind="probe")).result == 1
+    finally:
+        c.close()
 
 
-def test_one_active_job_per_session(manager):
-    gate, fn = _gated()
-    first = manager.submit("tab", fn, name="training")
-    with pytest.raises(JobBusyError) as info:
-        manager.submit("tab", lambda ctx: None)
-    assert info.value.job is first and "training" in str(info.value)
-    assert isinstance(info.value, CvcoreError)
-    assert manager.active_job("tab") is first
-    other = manager.submit("another tab", lambda ctx: "fine")  # other sessions are not blocked
-    assert other.wait(WAIT) and other.result == "fine"
-    gate.set()
-    assert first.wait(WAIT)
-    assert manager.active_job("tab") is None
-    second = manager.submit("tab", lambda ctx: "again")
-    assert second.wait(WAIT) and second.result == "again"
-    assert manager.jobs("tab") == [first, second]
+def test_stop_ends_a_running_job_at_its_next_check_within_three_seconds(client):
+    job = client.submit("owner-s", "cvcore.job_probes:count", {"steps": 10_000, "delay": 0.02}, name="long",
+                        kind="probe")
+    wait_until(lambda: client.get(job.id).progress.get("done", 0) > 5, timeout=60, what="the job counting")
+    asked = time.monotonic()
+    client.get(job.id).stop()
+    assert client.get(job.id).stop_requested
+    done = ended(client, job)
+    assert time.monotonic() - asked < 3.0
+    assert done.status == "stopped" and 5 < done.result < 10_000
 
 
-def test_stop_a_running_job(manager):
-    gate, fn = _gated()
-    job = manager.submit("s1", fn)
-    _until(lambda: job.status == "running", "the job running")
-    job.stop()
-    assert job.stop_requested
-    assert job.wait(WAIT)
-    assert job.status == "stopped" and job.result == "stopped early"  # what it returned is kept
+def test_a_job_that_ignores_stop_is_cancelled_after_the_grace_period(client):
+    job = client.submit("owner-g", "cvcore.job_probes:sleep", {"seconds": 120}, name="deaf", kind="probe")
+    wait_until(lambda: client.get(job.id).progress.get("phase") == "sleeping", timeout=60, what="the job sleeping")
+    asked = time.monotonic()
+    client.stop(job.id)
+    done = ended(client, job, timeout=30)
+    assert done.status == "stopped" and time.monotonic() - asked < 2.0 + 3.0  # the grace period is 2 s here
 
 
-def test_stop_a_queued_job_never_runs_it():
-    manager = JobManager(max_running=1)
-    gate, fn = _gated()
-    ran = []
-    first = manager.submit("a", fn)
-    queued = manager.submit("b", lambda ctx: ran.append(1))
-    assert queued.status == "queued" and queued.queue_position() == 1
-    queued.stop()
-    assert queued.status == "stopped" and queued.wait(0) and queued.queue_position() is None
-    assert manager.queued_count == 0
-    gate.set()
-    assert first.wait(WAIT)
-    # One job at a time, first in first out: had the stopped job stayed queued, it would run before
-    # this one; once this one has run, it is certain the stopped one never did.
-    assert manager.submit("c", lambda ctx: "after").wait(WAIT)
-    assert ran == []
-    assert manager.submit("b", lambda ctx: "new").wait(WAIT)  # the session is free again
+def test_the_wall_clock_limit_ends_a_job_with_a_plain_message():
+    c = client_for(max_running=1, wall_s=2.0)
+    try:
+        done = ended(c, c.submit("o", "cvcore.job_probes:sleep", {"seconds": 120}, name="slow", kind="probe"),
+                     timeout=30)
+        assert done.status == "failed" and "wall-clock limit" in done.error and "CVCORE_JOB_WALL_S" in done.error
+    finally:
+        c.close()
 
 
-def test_failure_is_stored_not_raised(manager):
-    def boom(ctx):
-        ctx.report({"step": 1})
-        raise RuntimeError("out of cheese")
-
-    job = manager.submit("s1", boom)
-    assert job.wait(WAIT)
-    assert job.status == "failed" and job.error == "RuntimeError: out of cheese"
-    assert job.result is None and "out of cheese" in job.traceback
-    assert job.progress == {"step": 1}
-
-    def bad_input(ctx):
-        raise CvcoreError("Layer 2 (Dense): `units` must be a positive integer; received 0.")
-
-    job = manager.submit("s1", bad_input)
-    assert job.wait(WAIT) and job.error.startswith("Layer 2 (Dense)")  # cvcore messages stay as written
-    # A failed job frees its slot.
-    assert manager.submit("s1", lambda ctx: "next").wait(WAIT)
+def test_a_job_that_raises_fails_with_its_message_and_the_next_one_runs(client):
+    done = ended(client, client.submit("owner-r", "cvcore.job_probes:fail", {"message": "bad on purpose"},
+                                       name="raiser", kind="probe"))
+    assert done.status == "failed" and done.error == "bad on purpose"
+    assert ended(client, client.submit("owner-r", "cvcore.job_probes:count", {"steps": 2}, name="next",
+                                       kind="probe")).result == 2
 
 
-def test_bad_arguments():
-    with pytest.raises(CvcoreError, match="`max_running`"):
-        JobManager(max_running=0)
-    manager = JobManager()
-    with pytest.raises(CvcoreError, match="`fn`"):
-        manager.submit("s", "not callable")
-    with pytest.raises(CvcoreError, match="`session_id`"):
-        manager.submit(["unhashable"], lambda ctx: None)
-
-    def reports_a_list(ctx):
-        ctx.report([1, 2])
-
-    job = manager.submit("s", reports_a_list)
-    assert job.wait(WAIT) and job.status == "failed" and "`progress`" in job.error
-
-
-def test_wait_times_out(manager):
-    gate, fn = _gated()
-    job = manager.submit("s", fn)
-    assert job.wait(0.05) is False and job.active
-    gate.set()
-    assert job.wait(WAIT) and not job.active
+def test_a_job_that_kills_its_own_process_harms_no_one_else(client, workspace):
+    other = client.submit("owner-x", "cvcore.job_probes:beating_run", {"workspace": workspace.ref(), "seconds": 120},
+                          name="bystander", kind="probe")
+    wait_until(lambda: client.get(other.id).progress.get("run"), timeout=60, what="the bystander running")
+    crash = ended(client, client.submit("owner-y", "cvcore.job_probes:exit_process", {"code": 3}, name="crasher",
+                                        kind="probe"))
+    assert crash.status == "failed" and "worker process ended unexpectedly" in crash.error
+    before = client.get(other.id).progress["left"]
+    wait_until(lambda: client.get(other.id).progress["left"] < before - 0.5, timeout=20, what="the bystander going on")
+    assert client.get(other.id).status == "running"
+    client.stop(other.id)
+    assert ended(client, other).status == "stopped"
+    assert workspace.runs()[0].status == "stopped"
 
 
-def test_default_manager(monkeypatch):
-    monkeypatch.setattr(jobs, "_default", None)
+def test_a_job_over_its_memory_cap_is_killed_and_its_run_marked_out_of_memory(client, workspace):
+    """The cap here is 1 GiB; the job wants 3 GiB."""
+    done = ended(client, client.submit("owner-m", "cvcore.job_probes:hog_memory",
+                                       {"mb": 3072, "workspace": workspace.ref()}, name="hog", kind="probe"), timeout=90)
+    assert done.status == "failed" and done.error.startswith("Out of memory") and "cap of 1.00 GiB" in done.error
+    assert 900 <= done.progress["held_mb"] < 2048  # killed soon after passing the cap
+    (run,) = workspace.runs()
+    assert run.status == "failed" and run.error.startswith("Out of memory")
+    assert ended(client, client.submit("owner-m", "cvcore.job_probes:count", {"steps": 1}, name="after",
+                                       kind="probe")).status == "done"
+
+
+def test_bad_submissions_are_refused_up_front(client):
+    with pytest.raises(CvcoreError, match="function of cvcore"):
+        client.submit("o", "os:system", {}, name="evil", kind="probe")
+    with pytest.raises(CvcoreError, match="JSON-able"):
+        client.submit("o", "cvcore.job_probes:count", {"steps": object()}, name="x", kind="probe")
+    with pytest.raises(CvcoreError, match="`kind` must be one of"):
+        client.submit("o", "cvcore.job_probes:count", {}, name="x", kind="nonsense")
+    with pytest.raises(CvcoreError, match="names nothing callable"):
+        client.submit("o", "cvcore.job_probes:nothing_here", {}, name="x", kind="probe")
+
+
+def test_settings_come_from_the_environment_and_bad_values_are_named(monkeypatch):
     monkeypatch.setenv("CVCORE_MAX_JOBS", "3")
-    manager = jobs.default_manager()
-    assert manager.max_running == 3 and jobs.default_manager() is manager
-    monkeypatch.setattr(jobs, "_default", None)
-    monkeypatch.delenv("CVCORE_MAX_JOBS")
-    assert jobs.default_manager().max_running == 2
-    monkeypatch.setattr(jobs, "_default", None)
-    monkeypatch.setenv("CVCORE_MAX_JOBS", "many")
-    with pytest.raises(CvcoreError, match="'many'"):
-        jobs.default_manager()
+    monkeypatch.setenv("CVCORE_GPU_TRAIN", "0.5")
+    settings = JobSettings.from_env()
+    assert settings.max_running == 3 and settings.gpu["train"] == 0.5 and settings.gpu["transfer"] == 0.5
+    monkeypatch.setenv("CVCORE_JOB_MEMORY_MB", "lots")
+    with pytest.raises(CvcoreError, match="CVCORE_JOB_MEMORY_MB.*'lots'"):
+        JobSettings.from_env()
+    monkeypatch.setenv("CVCORE_JOB_MEMORY_MB", "2048")
+    monkeypatch.setenv("CVCORE_GPU_VISUALIZE", "2")
+    with pytest.raises(CvcoreError, match="CVCORE_GPU_VISUALIZE"):
+        JobSettings.from_env()
 
 
-def test_concurrent_submits_respect_the_bound():
-    manager = JobManager(max_running=2)
-    peak, lock, current = [0], threading.Lock(), [0]
-
-    def fn(ctx):
-        with lock:
-            current[0] += 1
-            peak[0] = max(peak[0], current[0])
-        time.sleep(0.01)
-        with lock:
-            current[0] -= 1
-
-    submitted = []
-
-    def submit(i):
-        submitted.append(manager.submit(f"s{i}", fn))
-
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(j.wait(WAIT) for j in submitted)
-    assert len(submitted) == 20 and peak[0] <= 2
-    assert all(j.status == "done" for j in submitted)
+def _ray_head_of(process) -> list:
+    """The Ray processes a local instance's side process started (its head: GCS, raylet and the rest)."""
+    return [p for p in psutil.Process(process.pid).children(recursive=True)
+            if p.name() in ("gcs_server", "raylet") or "ray" in " ".join(p.cmdline()[:3])]
 
 
-def test_training_job_end_to_end():
-    """A training run inside a job: progress arrives, a stop ends it within a batch."""
-    pytest.importorskip("tensorflow")
-    import numpy as np
+def test_losing_the_ray_head_keeps_pages_serving_marks_the_run_interrupted_and_the_next_job_works(
+        workspace, monkeypatch):
+    monkeypatch.setenv("CVCORE_HEARTBEAT_STALE_S", "3")
+    c = client_for(max_running=1, address="local")
+    try:
+        job = c.submit(workspace.id, "cvcore.job_probes:beating_run", {"workspace": workspace.ref(), "seconds": 300},
+                       name="long run", kind="probe")
+        wait_until(lambda: c.get(job.id).progress.get("run"), timeout=90, what="the run beating")
+        gate = c.process
+        for proc in _ray_head_of(gate):  # the head goes, as a crashed or rebooted head node does
+            proc.kill()
+        # The page server's calls answer at once meanwhile (None: nothing known now), never hang nor raise.
+        started = time.monotonic()
+        for _ in range(20):
+            assert c.active_job(workspace.id) is None or c.active_job(workspace.id).id == job.id
+        assert time.monotonic() - started < 20
+        wait_until(lambda: gate.poll() is not None, timeout=30, what="the side process ending with its head")
+        (run,) = workspace.runs()
+        wait_until(lambda: workspace.status(workspace.run(run.id)) == "interrupted", timeout=20,
+                   what="the run read as interrupted")
+        c.get("anything")  # the next call starts a new side process, and Ray with it
+        wait_ready(c)
+        assert c.process is not gate
+        after = ended(c, c.submit(workspace.id, "cvcore.job_probes:count", {"steps": 2}, name="after", kind="probe"),
+                      timeout=90)
+        assert after.status == "done" and after.result == 2
+    finally:
+        c.close()
 
-    from cvcore.models import PRESETS, build_model
-    from cvcore.training import train
 
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (256, 28, 28), dtype=np.uint8)
-    y = rng.integers(0, 10, 256)
-    model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])
-    manager = JobManager(max_running=1)
+def test_a_two_node_cluster_runs_the_job_on_the_node_with_room_and_the_run_lands_in_the_workspace(
+        workspace, monkeypatch):
+    """The head has no CPU for jobs: the app says so at start-up; once a second node joins, jobs run there
+    (cvcore shipped with the job), and what they make lands in the shared workspace store."""
+    from ray.cluster_utils import Cluster
 
-    def fn(ctx):
-        return train(model, ((x, y), (None, None)), epochs=1000, batch_size=8,
-                     on_progress=ctx.report, should_stop=ctx.should_stop, progress_interval=0)
+    from cvcore.models import PRESETS
+    from cvcore.runs import RunConfig
 
-    job = manager.submit("s", fn, name="train")
-    _until(lambda: job.progress.get("steps_run", 0) >= 3, "three training steps reported", timeout=60)
-    job.stop()
-    assert job.wait(60)
-    assert job.status == "stopped", job.error
-    assert job.result["stopped"] is True
-    assert job.result["steps_run"] == int(model.optimizer.iterations.numpy())
+    monkeypatch.setenv("CVCORE_JOB_RETRY_S", "2")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    c = None
+    try:
+        c = JobClient(cluster.address, settings=JobSettings(max_running=1, memory_mb=1024),
+                      namespace=f"test-{secrets.token_hex(4)}")
+        wait_until(lambda: "no CPU for jobs" in (c.status().get("message") or ""), timeout=90, interval=0.2,
+                   what="the start-up check saying the cluster cannot run a job", details=lambda: c.status())
+        with pytest.raises(JobServiceError, match="no CPU for jobs"):
+            c.submit(workspace.id, "cvcore.job_probes:probe", {}, name="probe", kind="probe")
+        second = cluster.add_node(num_cpus=1)
+        wait_ready(c, timeout=120)
+        probe = ended(c, c.submit(workspace.id, "cvcore.job_probes:probe", {}, name="probe", kind="probe"), timeout=90)
+        assert probe.node == second.node_id and probe.result["node"] == second.node_id
+        assert probe.result["cvcore"] != os.path.dirname(jobs.__file__)  # shipped with the job, not this checkout
+        config = RunConfig(spec=PRESETS["Basic CNN (6 and 12 filters)"], dataset="digits", n_train=100, n_val=20,
+                           epochs=1)
+        run = ended(c, c.submit(workspace.id, "cvcore.runs:train_job", {"workspace": workspace.ref(),
+                                                                         "config": config.as_dict(), "name": "Run 1",
+                                                                         "title": "on node two"},
+                                name="train", kind="train"), timeout=180)
+        assert run.status == "done" and run.node == second.node_id
+        (rec,) = workspace.runs()
+        assert rec.id == run.result["run"] and rec.status == "finished" and rec.has_model and rec.evaluation
+    finally:
+        if c is not None:
+            c.close()
+        cluster.shutdown()
