@@ -6,6 +6,7 @@ the pages in ``pages/`` are thin views over it.
 import streamlit as st
 
 from ui.common import sidebar_device
+from ui.jobs import sidebar_jobs
 from ui.workspace import current_workspace, sign_in_page, sign_in_required, workspace_sidebar
 
 st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:", layout="wide")  # pages: wide_layout()
@@ -74,4 +75,5 @@ if sign_in_required():  # sign-in is on and no one is signed in: every page's ad
 else:
     workspace_sidebar(current_workspace())  # also keeps an anonymous workspace's token in the URL on every page
     sidebar_device()  # never blocks: the first visit starts TensorFlow's import in the background
+    sidebar_jobs()  # never blocks long: the first visit starts the job service (Ray) in the background
     nav.run()

@@ -171,7 +171,15 @@ class Gate:
     # -- requests
     def handle(self, method: str, kw: dict):
         if method == "status":
-            return {"state": self.state, "message": self.message, **self.info}
+            answer = {"state": self.state, "message": self.message, **self.info}
+            if self.state == "ready":
+                import ray
+
+                try:
+                    answer["queue"] = ray.get(self.queue.ping.remote(), timeout=5)
+                except Exception:
+                    pass
+            return answer
         if self.state != "ready":
             raise _Unavailable(self.message)
         import ray

@@ -77,6 +77,7 @@ DEFAULT_WALL_S = 7200.0
 DEFAULT_STOP_GRACE_S = 10.0
 DEFAULT_NICE = 10
 CALL_TIMEOUT_S = 20.0  # one request to the side process
+STATUS_TTL_S = 1.0  # every page's sidebar asks: one answer serves every session for a second
 START_TIMEOUT_S = 60.0  # the side process listening (Ray itself may take longer: it says so)
 
 
@@ -372,6 +373,7 @@ class JobClient:
         self._generation = 0
         self._last_start = 0.0
         self._closed = False
+        self._status = None
         atexit.register(self.close)
 
     # -- the side process
@@ -538,11 +540,17 @@ class JobClient:
     def status(self) -> dict:
         """The service as it stands: ``state`` ("starting", "ready" or "failed"), ``message`` (what it waits
         for, or what is wrong), Ray's address and version, the cluster's resources, and the queue's counts.
-        Never raises: an unreachable service is ``state="unreachable"``."""
+        Never raises: an unreachable service is ``state="unreachable"``. The answer is kept for a second."""
+        now = time.monotonic()
+        cached = self._status
+        if cached is not None and now - cached[0] < STATUS_TTL_S:
+            return cached[1]
         try:
-            return self._call("status", timeout=5)
+            status = self._call("status", timeout=5)
         except JobServiceError as err:
-            return {"state": "unreachable", "message": str(err)}
+            status = {"state": "unreachable", "message": str(err)}
+        self._status = (now, status)
+        return status
 
     def close(self) -> None:
         """End the side process (and a local Ray it started)."""

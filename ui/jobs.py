@@ -83,3 +83,28 @@ def run_ended(job_key: str, error_key: str | None):
         if job.status == "failed" and error_key is not None:
             st.session_state[error_key] = CvcoreError(f"Training failed: {job.error}")
     return on_end
+
+
+def sidebar_jobs() -> None:
+    """Where long work runs, in the sidebar: the job service's state (Ray starting, ready, or what stops it
+    from running jobs) and the queue. The first call starts the service, ahead of the first job."""
+    from cvcore import jobs
+    from cvcore.errors import CvcoreError
+
+    try:
+        status = jobs.default_manager().status()
+    except CvcoreError as err:  # a bad CVCORE_* setting: the operator must see it
+        st.sidebar.error(f"Jobs cannot run: {err}", icon=":material/error:")
+        return
+    state = status.get("state")
+    if state == "ready":
+        cpus = status.get("resources", {}).get("CPU", 0)
+        gpus = status.get("resources", {}).get("GPU", 0)
+        where = "a local Ray" if status.get("address") == "local" else f"the Ray cluster at {status.get('address')}"
+        queue = status.get("queue") or {}
+        st.sidebar.caption(f":material/dns: Jobs run on {where} ({cpus:g} CPUs{f', {gpus:g} GPUs' if gpus else ''}) · "
+                           f"{queue.get('running', 0)} running, {queue.get('queued', 0)} waiting")
+    elif state == "starting":
+        st.sidebar.caption(f":material/hourglass_top: {status.get('message') or 'Ray is starting…'}")
+    else:
+        st.sidebar.warning(f"Jobs cannot run now: {status.get('message')}", icon=":material/cloud_off:")
