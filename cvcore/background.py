@@ -27,7 +27,8 @@ arrays (scikit-image style: explicit dtypes and ranges):
 * :func:`clean_mask`: a median blur of a mask (removes specks, fills pinholes).
 * :func:`remove_background`: keep the pixels under a mask, black elsewhere.
 * :func:`remove_background_folder`: all of that over a folder of images,
-  written as PNGs into a new folder, with progress and a cooperative stop.
+  written as PNGs into a new folder, with progress and a cooperative stop;
+  :func:`remove_background_folder_job` runs it as a job on Ray (:mod:`cvcore.jobs`).
 
 Every argument is checked up front (with :mod:`cvcore.checks`); bad input
 raises :class:`BackgroundError` (a :class:`~cvcore.errors.CvcoreError`, so a
@@ -93,6 +94,7 @@ __all__ = [
     "kept_fraction",
     "FolderSummary",
     "remove_background_folder",
+    "remove_background_folder_job",
     "zip_folder",
 ]
 
@@ -850,6 +852,37 @@ class FolderSummary:
             return f"Stopped early: {text}; the images written so far are kept."
         return text[0].upper() + text[1:] + "."
 
+    def to_json(self) -> dict:
+        """The summary as plain JSON (what a job returns, what a workspace keeps); :meth:`from_json` reads it.
+
+        Example:
+            >>> FolderSummary(Path("out"), 2, ["a.png"], [("b.jpg", "not an image")]).to_json()["skipped"]
+            [['b.jpg', 'not an image']]
+        """
+        return {"dest": str(self.dest), "total": int(self.total), "written": [str(w) for w in self.written],
+                "skipped": [[str(name), str(reason)] for name, reason in self.skipped], "stopped": bool(self.stopped),
+                "seconds": float(self.seconds), "bytes_written": int(self.bytes_written), "full": bool(self.full)}
+
+    @classmethod
+    def from_json(cls, obj) -> "FolderSummary":
+        """The summary :meth:`to_json` wrote.
+
+        Raises:
+            BackgroundError: when ``obj`` is not such a summary (a damaged note).
+
+        Example:
+            >>> s = FolderSummary(Path("out"), 3, ["a.png"], [("b.jpg", "not an image")], True, 0.5)
+            >>> FolderSummary.from_json(s.to_json()) == s
+            True
+        """
+        try:
+            return cls(dest=Path(obj["dest"]), total=int(obj["total"]), written=[str(w) for w in obj["written"]],
+                       skipped=[(str(name), str(reason)) for name, reason in obj["skipped"]],
+                       stopped=bool(obj["stopped"]), seconds=float(obj["seconds"]),
+                       bytes_written=int(obj.get("bytes_written", 0)), full=bool(obj.get("full", False)))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise BackgroundError(f"The folder run's summary is damaged ({type(err).__name__}: {err}).") from None
+
 
 def _is_within(path: Path, root: Path) -> bool:
     try:
@@ -1014,6 +1047,47 @@ def remove_background_folder(files, src_root, dest_root, *, method: str = "rgb",
             on_progress(done + 1, len(files))
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def remove_background_folder_job(ctx, *, files, root, dest, method: str = "rgb", params=None, median: int = 9,
+                                 max_bytes: int | None = None) -> dict:
+    """:func:`remove_background_folder` as a job (:mod:`cvcore.jobs`): the Background page's folder run.
+
+    A worker calls it as ``fn(ctx, **config)``: it reports ``{"done", "total"}`` after every image and ends
+    early, keeping what it wrote, when ``ctx.should_stop()`` turns true. The PNGs land in ``dest`` on disk;
+    what it returns is the summary as JSON (:meth:`FolderSummary.from_json` reads it back).
+
+    Args:
+        ctx: the job's :class:`cvcore.jobs.JobContext`.
+        files: image paths relative to ``root``.
+        root: the data set's folder (a path, as a string).
+        dest: the new folder to write into (see :func:`remove_background_folder`).
+        method: one of :data:`METHODS`.
+        params: the method's parameters, JSON-able (lists where :func:`plant_mask` shows tuples).
+        median: the mask's median blur.
+        max_bytes: the most bytes of PNGs to write (the workspace's room); None: no limit.
+
+    Returns:
+        :meth:`FolderSummary.to_json` of the run's summary.
+
+    Raises:
+        BackgroundError: for bad parameters or an unsafe destination, before anything is written.
+
+    Example:
+        >>> import tempfile
+        >>> from cvcore.jobs import run_inline
+        >>> from cvcore.samples import write_seedlings_folder
+        >>> src = write_seedlings_folder(tempfile.mkdtemp() + "/s", per_class=1, size=48)
+        >>> files = sorted(str(p.relative_to(src)) for p in src.rglob("*.png"))
+        >>> out = run_inline("cvcore.background:remove_background_folder_job",
+        ...                  {"files": files, "root": str(src), "dest": tempfile.mkdtemp() + "/out"})
+        >>> len(out["written"]), out["skipped"], out["stopped"]
+        (3, [], False)
+    """
+    summary = remove_background_folder(
+        files, root, dest, method=method, params=params, median=median, max_bytes=max_bytes,
+        on_progress=lambda done, total: ctx.report({"done": done, "total": total}), should_stop=ctx.should_stop)
+    return summary.to_json()
 
 
 def zip_folder(folder) -> bytes:

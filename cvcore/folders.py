@@ -8,7 +8,9 @@ The layout Keras reads with ``keras.utils.image_dataset_from_directory``
       Charlock/      ...
 
 :func:`scan_image_folder` checks every file (an untrusted folder can hold
-anything) and says which could not be read and why. :func:`make_split`
+anything) and says which could not be read and why; :func:`count_image_files`
+says, without opening a file, how long that will be, and :func:`scan_job`
+runs a big scan as a job on Ray (:mod:`cvcore.jobs`). :func:`make_split`
 chooses the validation images as an *index*: unlike the seed, which moved
 12 images per class into another folder with ``os.rename``, the user's files
 are never moved or changed. :class:`ImageDataset` keeps the scan and the
@@ -35,6 +37,8 @@ __all__ = [
     "FolderScan",
     "ImageDataset",
     "scan_image_folder",
+    "count_image_files",
+    "scan_job",
     "find_dataset_roots",
     "make_split",
     "DEFAULT_MAX_SCAN_FILES",
@@ -44,6 +48,7 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_SCAN_FILES = 100_000
 MANIFEST_VERSION = 1
+SCAN_VERSION = 1  # of FolderScan.to_json
 
 
 def _hidden(name: str) -> bool:
@@ -127,6 +132,67 @@ class FolderScan:
         """Readable images per class, every class included."""
         n = np.bincount(self.labels, minlength=len(self.classes)) if len(self.labels) else np.zeros(len(self.classes), int)
         return {c: int(k) for c, k in zip(self.classes, n)}
+
+    def to_json(self) -> dict:
+        """The scan as plain JSON (what a scan job leaves on disk); :meth:`from_json` reads it back."""
+        return {
+            "version": SCAN_VERSION, "root": str(self.root), "classes": list(self.classes), "files": list(self.files),
+            "labels": np.asarray(self.labels).tolist(), "sizes": np.asarray(self.sizes).reshape(-1, 2).tolist(),
+            "conversions": list(self.conversions), "file_stats": [list(s) for s in self.file_stats],
+            "unreadable": [list(u) for u in self.unreadable], "nested": list(self.nested),
+            "stopped": bool(self.stopped), "seconds": float(self.seconds),
+        }
+
+    @classmethod
+    def from_json(cls, obj) -> "FolderScan":
+        """The scan :meth:`to_json` wrote.
+
+        Raises:
+            CvcoreError: when ``obj`` is not such a scan (a damaged or foreign file).
+
+        Example:
+            >>> from cvcore.samples import digits_dataset
+            >>> scan = scan_image_folder(digits_dataset(per_class=2).root)
+            >>> again = FolderScan.from_json(json.loads(json.dumps(scan.to_json())))
+            >>> again.counts == scan.counts, again.files == scan.files, again.file_stats == scan.file_stats
+            (True, True, True)
+        """
+        try:
+            if obj.get("version") != SCAN_VERSION:
+                raise CvcoreError(f"Scan version {obj.get('version')!r} is not {SCAN_VERSION}.")
+            scan = cls(root=Path(obj["root"]), classes=list(obj["classes"]), files=list(obj["files"]),
+                       labels=np.asarray(obj["labels"], np.int64), sizes=np.asarray(obj["sizes"], np.int64).reshape(-1, 2),
+                       conversions=list(obj["conversions"]), file_stats=[tuple(s) for s in obj["file_stats"]],
+                       unreadable=[tuple(u) for u in obj["unreadable"]], nested=list(obj["nested"]),
+                       stopped=bool(obj["stopped"]), seconds=float(obj["seconds"]))
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise CvcoreError(f"The saved folder scan is damaged ({type(err).__name__}: {err}).") from None
+        n = len(scan.files)
+        if not (len(scan.labels) == len(scan.sizes) == len(scan.conversions) == len(scan.file_stats) == n):
+            raise CvcoreError("The saved folder scan is damaged (its lists differ in length).")
+        return scan
+
+    def save(self, path) -> Path:
+        """Write :meth:`to_json` to ``path``, atomically (a reader never sees half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_json()))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "FolderScan":
+        """Read a scan written by :meth:`save`.
+
+        Raises:
+            CvcoreError: when the file is missing, unreadable or damaged.
+        """
+        try:
+            obj = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise CvcoreError(f"Cannot read the saved folder scan {str(path)!r} ({err}).") from None
+        return cls.from_json(obj)
 
 
 def scan_image_folder(root, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -243,6 +309,89 @@ def scan_image_folder(root, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: 
         sizes=np.asarray(sizes, np.int64).reshape(-1, 2), conversions=conversions, file_stats=stats,
         unreadable=unreadable, nested=sorted(nested), stopped=stopped, seconds=time.perf_counter() - started,
     )
+
+
+def count_image_files(root, *, stop_after: int | None = None) -> int:
+    """How many files :func:`scan_image_folder` would decode: a directory walk, nothing opened.
+
+    Counts the files with an image extension inside the class folders (and
+    their sub-folders), as the scan does: hidden files and folders are left
+    out, links are neither counted nor followed. Cheap enough to decide,
+    before a scan, whether it is long work.
+
+    Args:
+        root: the data set's folder.
+        stop_after: stop counting past this many (the answer is then ``stop_after + 1``); None: count all.
+
+    Returns:
+        The number of image files (at most ``stop_after + 1``); 0 when ``root`` has no class folders.
+
+    Raises:
+        CvcoreError: when ``root`` is not a folder, or ``stop_after`` is negative.
+
+    Example:
+        >>> import tempfile; from pathlib import Path
+        >>> root = Path(tempfile.mkdtemp()); (root / "cats").mkdir(); (root / "dogs").mkdir()
+        >>> for name in ("cats/1.png", "cats/2.jpg", "dogs/3.png", "dogs/notes.txt", "dogs/.hidden.png"):
+        ...     _ = (root / name).write_bytes(b"")
+        >>> count_image_files(root), count_image_files(root, stop_after=1)
+        (3, 2)
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CvcoreError(f"There is no folder at {str(root)!r}.")
+    if stop_after is not None and int(stop_after) < 0:
+        raise CvcoreError(f"`stop_after` must be 0 or more; received {stop_after!r}.")
+    n = 0
+    for cname in _class_dirs(root):
+        for dirpath, dirnames, filenames in os.walk(root / cname, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not _hidden(d)]
+            for name in filenames:
+                if _hidden(name) or not name.lower().endswith(IMAGE_EXTENSIONS):
+                    continue
+                if os.path.islink(os.path.join(dirpath, name)):
+                    continue
+                n += 1
+                if stop_after is not None and n > int(stop_after):
+                    return n
+    return n
+
+
+def scan_job(ctx, *, root: str, out: str) -> dict:
+    """:func:`scan_image_folder` as a job (:mod:`cvcore.jobs`): the Data page's scan of a big folder.
+
+    A worker calls it as ``fn(ctx, **config)``: it reports ``{"done", "total"}`` as files are checked and
+    ends early when ``ctx.should_stop()`` turns true. The scan itself is too big to travel back as a job's
+    result: it is written to ``out`` (in the user's workspace) with :meth:`FolderScan.save`, to be read
+    with :meth:`FolderScan.load`; a stopped scan writes nothing.
+
+    Args:
+        ctx: the job's :class:`cvcore.jobs.JobContext`.
+        root: the data set's folder (a path, as a string).
+        out: the JSON file to write the scan into.
+
+    Returns:
+        Small JSON: ``{"out": out or None when stopped, "stopped", "classes", "files", "unreadable", "seconds"}``.
+
+    Raises:
+        CvcoreError: as :func:`scan_image_folder` does (no class folders, too many files).
+
+    Example:
+        >>> import tempfile; from pathlib import Path; from PIL import Image
+        >>> from cvcore.jobs import run_inline
+        >>> root = Path(tempfile.mkdtemp()); (root / "cats").mkdir()
+        >>> Image.new("RGB", (8, 8)).save(root / "cats" / "a.png")
+        >>> out = tempfile.mkdtemp() + "/scan.json"
+        >>> summary = run_inline("cvcore.folders:scan_job", {"root": str(root), "out": out})
+        >>> summary["files"], summary["stopped"], FolderScan.load(out).counts
+        (1, False, {'cats': 1})
+    """
+    scan = scan_image_folder(root, on_progress=lambda done, total: ctx.report({"done": done, "total": total}),
+                             should_stop=ctx.should_stop)
+    if not scan.stopped:
+        scan.save(out)
+    return {"out": None if scan.stopped else str(out), "stopped": bool(scan.stopped), "classes": len(scan.classes),
+            "files": len(scan.files), "unreadable": len(scan.unreadable), "seconds": round(float(scan.seconds), 3)}
 
 
 def make_split(labels, *, per_class: int | None = None, fraction: float | None = None, seed: int = 0) -> np.ndarray:

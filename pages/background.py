@@ -6,6 +6,7 @@ synthetic seedling, the IoU with the true leaves), then the same over the
 whole data set loaded on the Data page (a background job with progress, a
 Stop button and a zip to download). All numerics are cvcore's.
 """
+import json
 import re
 import shutil
 import tempfile
@@ -280,18 +281,15 @@ def start_folder_run(ds, method, params, median) -> None:
     except CvcoreError as err:
         st.session_state["bg_submit_error"] = str(err)
         return
-    files, root = list(ds.files), Path(ds.root)
     folder_params = dict(params)
     folder_params.pop("rect", None)  # GrabCut over images of any size: the rectangle as fractions
-
-    def work(ctx):
-        return bg.remove_background_folder(
-            files, root, dest, method=method, params=folder_params, median=median,
-            on_progress=lambda done, total: ctx.report({"done": done, "total": total}),
-            should_stop=ctx.should_stop, max_bytes=room)
-
+    # The job runs in a Ray worker: it gets names, numbers and paths (JSON), and writes the PNGs into `dest`.
+    config = {"files": [str(f) for f in ds.files], "root": str(Path(ds.root)), "dest": str(dest), "method": method,
+              "params": json.loads(json.dumps(folder_params)), "median": int(median),
+              "max_bytes": None if room is None else int(room)}
     try:
-        job = manager.submit(job_owner(), work, name=f"background removal of {ds.name}")
+        job = manager.submit(job_owner(), "cvcore.background:remove_background_folder_job", config,
+                             name=f"background removal of {ds.name}", kind="background")
     except CvcoreError as err:
         shutil.rmtree(dest, ignore_errors=True)
         st.session_state["bg_submit_error"] = str(err)
@@ -338,17 +336,21 @@ def folder_ended(ended) -> None:
     and the data set it came from also in the workspace."""
     if ended.status == "failed":
         st.session_state["bg_failed"] = ended.error
+    elif ended.result is None:  # stopped while it waited in the queue: it never started
+        st.session_state["bg_never_started"] = True
     else:
-        summary = st.session_state[RESULT_KEY] = ended.result
+        try:  # the job returns its summary as JSON (bg.FolderSummary.to_json)
+            summary = st.session_state[RESULT_KEY] = bg.FolderSummary.from_json(ended.result)
+        except CvcoreError as err:
+            st.session_state["bg_failed"] = str(err)
+            st.session_state.pop(JOB_KEY, None)
+            return
         ws = datasets.session_workspace()
         try:
             from_ds = st.session_state.get("bg_from")
             if from_ds is not None and hasattr(from_ds, "save"):
                 from_ds.save(ws.path / "background-source.json")
-            ws.write_json(LAST_RUN, {"dest": str(summary.dest), "total": summary.total, "written": summary.written,
-                                     "skipped": [list(s) for s in summary.skipped], "stopped": summary.stopped,
-                                     "seconds": summary.seconds, "bytes_written": summary.bytes_written,
-                                     "full": summary.full})
+            ws.write_json(LAST_RUN, summary.to_json())
         except (CvcoreError, OSError):
             pass  # shown now all the same; a reload will not find it
     st.session_state.pop(JOB_KEY, None)
@@ -359,9 +361,12 @@ def last_folder_run():
     if RESULT_KEY not in st.session_state:
         ws = datasets.session_workspace()
         saved = ws.read_json(LAST_RUN)
-        if saved and Path(saved["dest"]).is_dir():
-            st.session_state[RESULT_KEY] = bg.FolderSummary(**{**saved, "dest": Path(saved["dest"]),
-                                                               "skipped": [tuple(s) for s in saved["skipped"]]})
+        try:
+            found = bg.FolderSummary.from_json(saved) if saved else None
+        except CvcoreError:
+            found = None  # a damaged note: as if there were none
+        if found is not None and Path(found.dest).is_dir():
+            st.session_state[RESULT_KEY] = found
             try:
                 st.session_state["bg_from"] = ImageDataset.load(ws.path / "background-source.json")
             except CvcoreError:
@@ -381,6 +386,8 @@ with st.container():  # the polling fragment in a container of its own
 
 if st.session_state.get("bg_failed"):
     st.error(f"The folder run failed: {st.session_state.pop('bg_failed')}", icon=":material/error:")
+if st.session_state.pop("bg_never_started", False):
+    st.info("The folder run was stopped before it started; nothing was written.", icon=":material/stop_circle:")
 summary = last_folder_run()
 if summary is not None:
     (st.warning if summary.stopped or summary.skipped else st.success)(summary.describe())

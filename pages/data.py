@@ -3,9 +3,12 @@
 Reads top-down: where the images come from (a demo made offline, an uploaded
 zip, or a folder the operator offers), the scan (classes, counts, sizes,
 samples, files that could not be read), then the validation split, saved
-with the data set so that the later pages use the same one. All numerics are
-cvcore's; nothing here moves or changes the user's files.
+with the data set so that the later pages use the same one. A folder of more
+than 1,000 images is checked by a job on Ray, outside the page server (its
+progress, Stop, and a reload following it). All numerics are cvcore's;
+nothing here moves or changes the user's files.
 """
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,21 +16,28 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cvcore import archives, samples
+from cvcore import archives, jobs, samples
 from cvcore.errors import CvcoreError
-from cvcore.folders import ImageDataset, find_dataset_roots, scan_image_folder
+from cvcore.folders import FolderScan, ImageDataset, count_image_files, find_dataset_roots, scan_image_folder
+from cvcore.jobs import JobBusyError
 from cvcore.workspace import QuotaExceededError, state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
+from ui.jobs import count_progress, job_view
 from ui.runs import quota_error
 from ui.datasets import (clear_dataset, current_dataset, manifest_path, server_folders, session_workspace, set_dataset,
                          thumbnails)
+from ui.workspace import job_owner
 
 MAX_ZIP_FILES = 20_000
 MAX_ZIP_BYTES = 512 * 1024 * 1024
 SAMPLES_PER_CLASS = 6
 UPLOAD_KEY = "upload"  # the workspace's note of its zip: {"file_id", "name", "folder", "files", "junk"}
 SCANS_KEY = "cvx_scans"  # root -> FolderScan, this session's scans
+INLINE_SCAN_MAX = 1_000  # more images than this: checked by a job on Ray, outside the page server
+SCAN_JOB_KEY = "data_scan_job"  # the scan job this session follows: {"id", "root", "out", "name"}
+SCAN_NOTE = "data-scan-job"  # the same note in the workspace, so that a reload follows a running scan
+FAILED_KEY = "data_scan_failed"  # root -> why its scan job failed (shown until Scan again)
 
 wide_layout()
 st.title("Your image folders")
@@ -149,21 +159,123 @@ scans = st.session_state.setdefault(SCANS_KEY, {})
 key = str(root)
 
 
+following = st.session_state.get(SCAN_JOB_KEY)  # the scan job this session follows, if any
+
+
 def stop_scan():
     st.session_state["data_scan_stopped"] = key
 
 
-c1, c2 = st.columns([1, 5])
 def scan_again():
     scans.pop(key, None)
     st.session_state.pop("data_scan_stopped", None)
+    st.session_state.get(FAILED_KEY, {}).pop(key, None)
+    if st.session_state.get(SCAN_JOB_KEY) is not None and st.session_state[SCAN_JOB_KEY]["root"] == key:
+        st.session_state.pop(SCAN_JOB_KEY)  # a job no longer heard of (the button is off while it runs)
 
 
+def running_scan():
+    """The workspace's scan job still running (a reload, or another tab started it), as a note to follow, or None."""
+    active = jobs.default_manager().active_job(job_owner())
+    if active is None or active.kind != "scan":
+        return None
+    note = session_workspace().read_json(SCAN_NOTE)
+    return note if isinstance(note, dict) and note.get("id") == active.id else None
+
+
+def submit_scan():
+    """Scan ``root`` as a job on Ray; returns the note followed, or None (the reason is shown)."""
+    ws = session_workspace()
+    out = ws.path / "scans" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    try:
+        ws.ensure_room()
+        job = jobs.default_manager().submit(job_owner(), "cvcore.folders:scan_job", {"root": key, "out": str(out)},
+                                            name=f"scan of {name}", kind="scan")
+    except QuotaExceededError as err:
+        quota_error(ws, err, "data_scan")
+        return None
+    except JobBusyError as err:
+        st.warning(f"A folder this big (over {INLINE_SCAN_MAX:,} images) is checked as a background job, and your "
+                   f"workspace is already running one ({err.job.name}). It is checked once that one ends: come back "
+                   "then, or stop it on its page.", icon=":material/hourglass_top:")
+        return None
+    except CvcoreError as err:
+        show_error(err, "Try again in a moment, or pick a smaller folder.")
+        return None
+    note = {"id": job.id, "root": key, "out": str(out), "name": name}
+    try:
+        ws.write_json(SCAN_NOTE, note)  # a reload follows it
+    except (CvcoreError, OSError):
+        pass
+    st.session_state[SCAN_JOB_KEY] = note
+    return note
+
+
+def scan_ended(job) -> None:
+    """The scan job has ended: load what it saved (it is then this session's scan of its folder), or keep
+    why it stopped or failed for the page to say."""
+    note = st.session_state.pop(SCAN_JOB_KEY, None) or {}
+    folder = note.get("root")
+    if folder is None:
+        return
+    if job.status == "done" and (job.result or {}).get("out"):
+        try:
+            st.session_state.setdefault(SCANS_KEY, {})[folder] = FolderScan.load(job.result["out"])
+        except CvcoreError as err:
+            st.session_state.setdefault(FAILED_KEY, {})[folder] = str(err)
+    elif job.status in ("done", "stopped"):
+        st.session_state["data_scan_stopped"] = folder
+    else:
+        st.session_state.setdefault(FAILED_KEY, {})[folder] = job.error or "The scan failed."
+
+
+c1, c2 = st.columns([1, 5])
+needed = (key not in scans and st.session_state.get("data_scan_stopped") != key
+          and not st.session_state.get(FAILED_KEY, {}).get(key))
+big = needed and following is not None and following["root"] == key
+if needed and not big:
+    try:
+        big = count_image_files(root, stop_after=INLINE_SCAN_MAX) > INLINE_SCAN_MAX  # a walk, nothing opened
+    except CvcoreError:
+        big = False  # the scan below says what is wrong, as for any folder
+if big and following is None:  # follow the workspace's running scan (a reload), or start one
+    following = running_scan() or submit_scan()
+    if following is not None:
+        st.session_state[SCAN_JOB_KEY] = following
+followed_job = jobs.default_manager().get(following["id"]) if following is not None else None
 c1.button("Scan again", key="data_rescan", icon=":material/refresh:", on_click=scan_again,
+          disabled=following is not None and following["root"] == key and followed_job is not None and followed_job.active,
           help="Check every file again (after files were added or changed on the server).")
 if key not in scans:
     if st.session_state.get("data_scan_stopped") == key:
         st.warning("The scan was stopped; nothing was loaded. Press **Scan again** to start over.", icon=":material/stop_circle:")
+        st.stop()
+    failed = st.session_state.get(FAILED_KEY, {}).get(key)
+    if failed:
+        show_error(CvcoreError(failed), "Pick another folder, or fix its layout and scan again.")
+        st.stop()
+    if big:  # checked by a job on Ray, outside the page server, with its progress and Stop below
+        if following is None:
+            st.stop()  # it could not be started: submit_scan said why
+        if following["root"] != key:
+            st.info(f"Your workspace is checking **{following.get('name') or following['root']}** first; this "
+                    "folder is checked when that scan ends (or after you stop it).", icon=":material/hourglass_top:")
+        else:
+            st.caption(f"Over {INLINE_SCAN_MAX:,} images: every file is checked by a background job, outside this "
+                       "page's server. You can keep using the other pages meanwhile; Stop ends it, loading nothing.")
+
+        @st.fragment(run_every=None if followed_job is not None and not followed_job.active else 0.5)
+        def scan_progress():
+            note = st.session_state.get(SCAN_JOB_KEY)
+            job = jobs.default_manager().get(note["id"]) if note is not None else None
+            if note is not None and job is None:
+                st.info("The job service is not answering just now; this page asks again by itself.",
+                        icon=":material/cloud_off:")
+            job_view(job, key="data_scan", describe=count_progress("files", "Checking every file"), on_end=scan_ended,
+                     stop_help="Stops checking files; nothing is loaded then.")
+
+        with st.container():  # the polling fragment in a container of its own
+            scan_progress()
         st.stop()
     stop_slot = c2.empty()
     stop_slot.button("Stop scanning", key="data_stop", on_click=stop_scan, icon=":material/stop:",

@@ -452,6 +452,60 @@ def test_folder_stops_before_passing_its_byte_limit(folder, tmp_path):
     assert sum(p.stat().st_size for p in (tmp_path / "out").rglob("*.png")) == summary.bytes_written
 
 
+def test_the_folder_job_runs_as_a_worker_would_and_returns_its_summary_as_json(folder, tmp_path):
+    import json
+
+    from cvcore.jobs import LocalContext, run_inline
+
+    src, files = folder
+    ctx = LocalContext()
+    config = {"files": files, "root": str(src), "dest": str(tmp_path / "out"), "method": "rgb", "params": {},
+              "median": 5, "max_bytes": None}
+    result = run_inline("cvcore.background:remove_background_folder_job", config, ctx)
+    assert json.loads(json.dumps(result)) == result  # plain JSON: it travels back through Ray
+    summary = bg.FolderSummary.from_json(result)
+    assert summary.dest == (tmp_path / "out").resolve() and summary.total == 7 and not summary.stopped
+    assert sorted(summary.written) == ["grass/a.png", "grass/a_jpg.png", "round-leaf/0.png", "round-leaf/1.png",
+                                       "round-leaf/2.png"]
+    assert dict(summary.skipped).keys() == {"grass/notes.jpg", "grass/broken.png"}
+    assert ctx.progress == {"done": 7, "total": 7} and ctx.reports == 7  # one report per image
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == sorted(summary.written)
+    assert bg.FolderSummary.from_json(summary.to_json()) == summary
+
+    # The validated parameters the page sends (tuples become lists in JSON) are taken as they are.
+    params = json.loads(json.dumps(bg.validate_params("rgb", median=0)))
+    again = run_inline("cvcore.background:remove_background_folder_job",
+                       {**config, "dest": str(tmp_path / "again"), "params": params})
+    assert sorted(again["written"]) == sorted(summary.written)
+
+
+def test_the_folder_job_stops_when_asked_and_keeps_what_it_wrote(folder, tmp_path):
+    from cvcore.jobs import LocalContext, run_inline
+
+    src, files = folder
+    ctx = LocalContext(stop_after=2)  # Stop pressed after the second image
+    result = run_inline("cvcore.background:remove_background_folder_job",
+                        {"files": files, "root": str(src), "dest": str(tmp_path / "out"), "method": "hsv",
+                         "median": 3}, ctx)
+    summary = bg.FolderSummary.from_json(result)
+    assert summary.stopped and not summary.full and len(summary.written) + len(summary.skipped) == 2
+    assert len(list((tmp_path / "out").rglob("*.png"))) == len(summary.written)
+    assert summary.describe().startswith("Stopped early")
+    with pytest.raises(bg.BackgroundError, match=r"`median`.*received 4"):
+        run_inline("cvcore.background:remove_background_folder_job",
+                   {"files": files, "root": str(src), "dest": str(tmp_path / "new"), "median": 4})
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("damaged", [None, {}, {"dest": "x", "total": "many", "written": [], "skipped": [],
+                                                "stopped": False, "seconds": 0}, {"dest": "x", "total": 1,
+                                                "written": [], "skipped": [["only a path"]], "stopped": False,
+                                                "seconds": 0}])
+def test_a_damaged_folder_summary_is_an_error(damaged):
+    with pytest.raises(bg.BackgroundError, match="summary is damaged"):
+        bg.FolderSummary.from_json(damaged)
+
+
 # ----------------------------------------------------------------------------- the offline demo
 
 

@@ -1,5 +1,7 @@
 """The Background removal page under Streamlit's AppTest: defaults, every method, bad input, the folder run."""
-import time
+import os
+import re
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -204,35 +206,52 @@ def test_a_whole_folder_runs_in_the_background(tmp_path):
     assert again.session_state["bg_folder_result"].dest == summary.dest
 
 
-def test_a_folder_run_shows_progress_and_stops_on_request(tmp_path, monkeypatch):
-    from cvcore import background
+def slow_soil_folder(tmp_path, n=40, side=1000):
+    """``n`` large photographs of bare soil: each takes a while (a third of a second here), and nothing is kept,
+    so little is written. Hard links of one small file (a few KiB on disk), copies where links are refused."""
+    src = tmp_path / "soil-photos"
+    (src / "soil").mkdir(parents=True)
+    first = src / "soil" / "000.png"
+    Image.new("RGB", (side, side), (120, 85, 60)).save(first)
+    for i in range(1, n):
+        try:
+            os.link(first, src / "soil" / f"{i:03d}.png")
+        except OSError:
+            shutil.copyfile(first, src / "soil" / f"{i:03d}.png")
+    return src, sorted(str(p.relative_to(src)) for p in src.rglob("*.png"))
 
-    def slow_run(files, src_root, dest_root, *, on_progress, should_stop, **kwargs):
-        on_progress(1, 10)
-        deadline = time.time() + 30
-        while not should_stop() and time.time() < deadline:
-            time.sleep(0.01)
-        return background.FolderSummary(dest=dest_root, total=10, written=["a/0.png"], stopped=True, seconds=0.2)
 
-    monkeypatch.setattr(background, "remove_background_folder", slow_run)
+def progress_texts(at) -> str:
+    return " ".join(str(p.proto.text) for p in at.get("progress"))
+
+
+def test_a_folder_run_shows_progress_and_stops_on_request(tmp_path):
+    # The run is a job in a Ray worker (another process): it is made slow by its images, not by a patch here.
+    src, files = slow_soil_folder(tmp_path)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=tmp_path, files=["a/0.png"] * 10, name="ten", source="upload")
+    at.session_state[datasets.DATASET_KEY] = SimpleNamespace(root=src, files=files, name="forty", source="upload")
     run(at)
     at.button(key="bg_folder_run").click().run()
     assert_clean(at)
-    # the job reports its first image from its own thread: wait for the page to show it, not a fixed time
-    rerun_until(at, lambda at: "1 of 10 images" in " ".join(str(p.proto.text) for p in at.get("progress")),
-                timeout=30, what="the progress bar showing '1 of 10 images' after the click")
+    # the job reports its images from its own process: wait for the page to show one, not a fixed time
+    rerun_until(at, lambda at: re.search(r"\b[1-9][0-9]* of 40 images", progress_texts(at)),
+                timeout=90, what="the progress bar showing the first images of 40 after the click")
     assert next(b for b in at.button if b.key == "bg_folder_run").disabled  # one run at a time
     job = jobs.default_manager().get(at.session_state["bg_job_id"])
-    assert job.active
+    assert job.active and job.kind == "background"
     at.button(key="bg_stop").click().run()
     assert_clean(at)
-    assert job.wait(30), "the folder run did not end within 30 s of pressing Stop"
+    # a snapshot does not update itself: ask the client for the job's news
+    assert not job.wait(30).active, "the folder run did not end within 30 s of pressing Stop"
+    job = jobs.default_manager().get(job.id)
     assert job.status == "stopped", job.status
     rerun_until(at, lambda at: "bg_folder_result" in at.session_state, timeout=30,
                 what="the stopped run's summary reaching the page")
     assert "Stopped early" in " ".join(w.value for w in at.warning)
+    summary = at.session_state["bg_folder_result"]
+    assert summary.stopped and summary.total == 40 and 1 <= len(summary.written) < 40
+    assert len(list(summary.dest.rglob("*.png"))) == len(summary.written)  # what was written is kept
+    assert "bg_job_id" not in at.session_state
 
 
 def test_the_distance_maps_of_the_targets():

@@ -1,6 +1,10 @@
 """AppTest tests of the Data page: demo folders, zip uploads good and bad, the split, server folders."""
 import io
+import os
+import re
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from apptest_helpers import assert_clean, metrics, rerun_until, workspace_of
+from apptest_helpers import assert_clean, metrics, rerun_until, wait_for_job_end, workspace_of
 
 from cvcore import samples
 from test_data import huge_png_header
@@ -208,3 +212,93 @@ def test_a_zip_over_the_workspace_quota_says_how_much_is_used(tmp_path, monkeypa
     message = " ".join(e.value for e in at.error)
     assert "Your workspace is full" in message and "of 10.2 KiB" in message and "Delete runs" in message
     assert "cvx_dataset" not in at.session_state or at.session_state["cvx_dataset"].source != "upload"
+
+
+# ============================================================================ big folders: the scan is a job
+
+
+def linked_folder(top, classes, *, side=8):
+    """Class folders of PNGs, ``{class: (count, colour)}``: each class's files are hard links of one PNG
+    (``side`` x ``side``), so a folder of a thousand images takes a few KiB (copies where links are refused)."""
+    for cname, (count, colour) in classes.items():
+        (top / cname).mkdir(parents=True)
+        first = top / cname / "0000.png"
+        Image.new("RGB", (side, side), colour).save(first)
+        for i in range(1, count):
+            try:
+                os.link(first, top / cname / f"{i:04d}.png")
+            except OSError:
+                shutil.copyfile(first, top / cname / f"{i:04d}.png")
+    return top
+
+
+def progress_texts(at) -> str:
+    return " ".join(str(p.proto.text) for p in at.get("progress"))
+
+
+def warnings(at) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+def test_a_folder_of_more_than_1000_images_is_scanned_as_a_job(tmp_path, monkeypatch):
+    from cvcore import jobs
+    from cvcore.folders import count_image_files
+
+    root = linked_folder(tmp_path / "srv" / "insects", {"ants": (600, (200, 30, 30)), "bees": (410, (230, 200, 20))})
+    assert count_image_files(root) == 1010
+    monkeypatch.setenv("CVCORE_DATA_DIRS", str(root))
+    at = open_data_page()
+    assert at.session_state["cvx_dataset"].source == "demo"  # a small folder: scanned in the page, as before
+    assert "data_scan_job" not in at.session_state
+    at.segmented_control(key="data_source").set_value("Server folder").run()
+    assert_clean(at)
+    assert at.selectbox(key="data_server").options == ["insects"]
+    note = at.session_state["data_scan_job"]  # submitted to Ray, not scanned in the page's thread
+    job = jobs.default_manager().get(note["id"])
+    assert job.kind == "scan" and job.owner == workspace_of(at).id and note["root"] == str(root)
+    assert "background job" in " ".join(c.value for c in at.caption)
+    wait_for_job_end(at, "data_scan_job", timeout=120, what="the scan job of 1,010 images ending")
+    assert jobs.default_manager().get(note["id"]).status == "done"
+    rerun_until(at, lambda at: "Classes" in metrics(at), timeout=60, what="the page showing the job's scan")
+    assert metrics(at)["Classes"] == "2" and metrics(at)["Images"] == "1,010" and metrics(at)["Could not be read"] == "0"
+    ds = at.session_state["cvx_dataset"]
+    assert ds.source == "server" and ds.classes == ["ants", "bees"] and len(ds) == 1010
+    assert {c: sum(n) for c, n in ds.counts.items()} == {"ants": 600, "bees": 410}
+    assert "808 training and 202 validation" in at.success[0].value
+    assert "data_scan_job" not in at.session_state
+    assert workspace_of(at).path in Path(note["out"]).parents  # the scan came back through the workspace
+    assert not list(root.rglob("*.json"))  # nothing written into the server's folder
+    # The page then goes on as for a small folder: the samples of each class.
+    assert [m.value for m in at.markdown if m.value.startswith("**ants**")]
+
+
+def test_stop_ends_a_big_scan_and_a_reload_follows_it(tmp_path, monkeypatch):
+    from cvcore import jobs
+
+    # 3000 x 3000 pixels each (a tenth of a second to check), hard links of one 33 KiB file.
+    root = linked_folder(tmp_path / "srv" / "photos", {"big": (1005, (90, 120, 60))}, side=3000)
+    monkeypatch.setenv("CVCORE_DATA_DIRS", str(root))
+    at = open_data_page()
+    at.segmented_control(key="data_source").set_value("Server folder").run()
+    assert_clean(at)
+    job_id = at.session_state["data_scan_job"]["id"]
+    rerun_until(at, lambda at: re.search(r"Checking every file: [1-9][0-9,]* of 1,005 files", progress_texts(at)),
+                timeout=90, what="the scan job's progress on the page")
+
+    # A reload (the workspace link in a new session) follows the running scan; it does not start another.
+    again = open_data_page(at.session_state["cvx_ws_token"])
+    again.segmented_control(key="data_source").set_value("Server folder").run()
+    assert_clean(again)
+    assert again.session_state["data_scan_job"]["id"] == job_id
+    assert jobs.default_manager().active_job(workspace_of(at).id).id == job_id
+    assert next(b for b in again.button if b.key == "data_rescan").disabled  # not while it runs
+    again.button(key="data_scan_stop").click().run()
+    assert_clean(again)
+    wait_for_job_end(again, "data_scan_job", timeout=60, what="the scan job ending after Stop")
+    assert jobs.default_manager().get(job_id).status == "stopped"
+    for page in (again, at):  # both tabs say so, and neither loads a half-checked folder
+        rerun_until(page, lambda p: "The scan was stopped; nothing was loaded" in warnings(p), timeout=30,
+                    what="the page saying the scan was stopped")
+        assert "Classes" not in metrics(page) and page.session_state["cvx_dataset"].source == "demo"
+        assert "data_scan_job" not in page.session_state
+    assert not list((workspace_of(at).path / "scans").glob("*.json"))  # a stopped scan leaves nothing

@@ -14,7 +14,8 @@ from PIL import Image
 from cvcore import data, samples
 from cvcore.archives import extract_zip
 from cvcore.errors import CvcoreError, InvalidImageError, UnsafeArchiveError
-from cvcore.folders import ImageDataset, find_dataset_roots, make_split, scan_image_folder
+from cvcore.folders import (FolderScan, ImageDataset, count_image_files, find_dataset_roots, make_split,
+                            scan_image_folder)
 from cvcore.imagefile import probe_image
 from test_data import huge_png_header
 
@@ -211,6 +212,69 @@ def test_scan_progress_stop_and_errors(tmp_path):
         scan_image_folder(root, max_files=10)
     with pytest.raises(CvcoreError, match="no folder"):
         scan_image_folder(tmp_path / "missing")
+
+
+def test_counting_image_files_opens_nothing_and_agrees_with_the_scan(tmp_path):
+    root = bad_and_odd_folder(tmp_path / "set")
+    scan = scan_image_folder(root, max_pixels=1_000_000)
+    # What the scan decodes: images in class folders, not links, hidden files, text files or loose files.
+    decoded = len(scan.files) + sum(1 for rel, why in scan.unreadable
+                                    if "/" in rel and "link" not in why and "extension" not in why)
+    assert count_image_files(root) == decoded == 11
+    assert count_image_files(root, stop_after=3) == 4 and count_image_files(root, stop_after=0) == 1
+    (root / "cats" / "big.png").write_bytes(huge_png_header(30_000, 30_000))  # never opened, only counted
+    assert count_image_files(root) == 12
+    assert count_image_files(root / "empty") == 0
+    with pytest.raises(CvcoreError, match="no folder"):
+        count_image_files(tmp_path / "missing")
+    with pytest.raises(CvcoreError, match="stop_after"):
+        count_image_files(root, stop_after=-1)
+
+
+def test_a_scan_round_trips_through_json(tmp_path):
+    scan = scan_image_folder(bad_and_odd_folder(tmp_path / "set"), max_pixels=1_000_000)
+    back = FolderScan.load(scan.save(tmp_path / "ws" / "scan.json"))
+    assert back.root == scan.root and back.classes == scan.classes and back.files == scan.files
+    np.testing.assert_array_equal(back.labels, scan.labels)
+    np.testing.assert_array_equal(back.sizes, scan.sizes)
+    assert back.sizes.shape == scan.sizes.shape and back.labels.dtype == scan.labels.dtype
+    assert back.conversions == scan.conversions and back.file_stats == scan.file_stats
+    assert back.unreadable == scan.unreadable and back.nested == scan.nested and back.counts == scan.counts
+    assert back.seconds == scan.seconds and back.stopped == scan.stopped
+    assert ImageDataset.from_scan(back).fingerprint() == ImageDataset.from_scan(scan).fingerprint()
+    (tmp_path / "bad.json").write_text(json.dumps({**scan.to_json(), "labels": [0]}))
+    with pytest.raises(CvcoreError, match="damaged"):
+        FolderScan.load(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CvcoreError, match="Cannot read"):
+        FolderScan.load(tmp_path / "bad.json")
+    with pytest.raises(CvcoreError, match="Cannot read"):
+        FolderScan.load(tmp_path / "missing.json")
+
+
+def test_the_scan_job_writes_the_scan_and_returns_small_json(tmp_path):
+    from cvcore.jobs import LocalContext, run_inline
+
+    root = samples.write_seedlings_folder(tmp_path / "s", per_class=12, size=32)
+    (root / "grass" / "notes.jpg").write_text("not an image")
+    out = tmp_path / "ws" / "scans" / "s.json"
+    ctx = LocalContext()
+    result = run_inline("cvcore.folders:scan_job", {"root": str(root), "out": str(out)}, ctx)
+    assert json.loads(json.dumps(result)) == result and len(json.dumps(result)) < 300  # no file lists
+    assert result["out"] == str(out) and not result["stopped"]
+    assert (result["classes"], result["files"], result["unreadable"]) == (3, 36, 1)
+    assert ctx.progress == {"done": 37, "total": 37}  # the text file named .jpg is decoded too, and refused
+    saved, direct = FolderScan.load(out), scan_image_folder(root)
+    assert saved.files == direct.files and saved.counts == direct.counts and saved.unreadable == direct.unreadable
+    assert saved.file_stats == direct.file_stats
+
+    # Stop pressed: it ends early and writes nothing, so nothing half-checked is ever loaded.
+    stopped_out = tmp_path / "ws" / "scans" / "stopped.json"
+    stopped = run_inline("cvcore.folders:scan_job", {"root": str(root), "out": str(stopped_out)},
+                         LocalContext(stop_after=1))
+    assert stopped["stopped"] and stopped["out"] is None and stopped["files"] < 36 and not stopped_out.exists()
+    with pytest.raises(CvcoreError, match="no class folders"):
+        run_inline("cvcore.folders:scan_job", {"root": str(root / "grass"), "out": str(out)})
 
 
 def test_dataset_roots_are_found_inside_wrapping_folders(tmp_path):
