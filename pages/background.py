@@ -311,7 +311,11 @@ def use_cleaned(dest, from_ds) -> None:
 
 
 ds = datasets.current_dataset()
-active = manager.active_job(job_owner())
+active = manager.active_job(job_owner())  # one job at a time per workspace, whichever tab or page started it
+if active is not None and active.kind == "background" and JOB_KEY not in st.session_state:
+    st.session_state[JOB_KEY] = active.id  # a reload, or a second tab: follow the workspace's folder run
+    if ds is not None and hasattr(ds, "save"):
+        st.session_state["bg_from"] = ds
 if ds is None:
     st.info("No data set is loaded in your workspace: load one on the Data page, then come back here to remove "
             "the background of all its images.", icon=":material/folder_open:")

@@ -239,6 +239,14 @@ def test_a_folder_run_shows_progress_and_stops_on_request(tmp_path):
     assert next(b for b in at.button if b.key == "bg_folder_run").disabled  # one run at a time
     job = jobs.default_manager().get(at.session_state["bg_job_id"])
     assert job.active and job.kind == "background"
+    # A reload (a new session on the workspace link) follows the running folder run, and can stop it.
+    reloaded = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    reloaded.query_params["ws"] = at.session_state["cvx_ws_token"]
+    reloaded.session_state[datasets.DATASET_KEY] = at.session_state[datasets.DATASET_KEY]
+    at = run(reloaded)
+    assert at.session_state["bg_job_id"] == job.id
+    rerun_until(at, lambda at: any(b.key == "bg_stop" for b in at.button), timeout=30,
+                what="the reloaded page's Stop button for the running folder run")
     at.button(key="bg_stop").click().run()
     assert_clean(at)
     # a snapshot does not update itself: ask the client for the job's news
