@@ -2,10 +2,15 @@
 
 Reads top-down: the model (trained on the Train page, a famous ImageNet model,
 or an uploaded .keras file), the image and what the model predicts for it,
-then four views, each computed by cvcore.visualize. Gradient ascent and
-Score-CAM are long: they run as background jobs with a progress bar and a
-Stop button, and their results are kept so that a second look is instant.
+then four views, each computed by cvcore.visualize. Gradient ascent, Score-CAM
+and SmoothGrad are long: they run as jobs on Ray, outside this server
+(cvcore.visualize.jobs), with a progress bar and a Stop button. A job sees no
+object of this page, only files: the model is named by reference (a run of the
+workspace, an ImageNet model, or an upload kept in the workspace) and the image
+is saved into the workspace for it; the job keeps its picture in the workspace,
+where this page (a reload, another tab) reads it, so that a second look is instant.
 """
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -15,20 +20,21 @@ import streamlit as st
 from cvcore import applications, jobs, saving
 from cvcore import visualize as vis
 from cvcore.errors import CvcoreError
+from cvcore.workspace import QuotaExceededError
 from cvcore.images import fit_within
 from cvcore.visualize import ascent
 from cvcore.visualize.cam import SCORECAM_MAX_CHANNELS
 from cvcore import model_inputs as vis_inputs
 from ui import plots
 from ui.common import dataset, show_error, wide_layout
-from ui.datasets import session_workspace
 from ui.image_source import pick_image
-from ui.runs import run_arrays, run_model
+from ui.runs import quota_error, run_arrays, run_model
 from ui.jobs import count_progress, job_view
 from ui.workspace import current_workspace, job_owner
 
-JOB_KEY = "vis_job"  # {"id", "key", "label"} of the running visualization job
-RESULTS_KEY = "vis_results"  # key -> result of a finished job, this session's
+JOB_KEY = "vis_job"  # {"id", "key", "label", "unit", "on_stop", "folder"} of the running visualization job
+RESULTS_KEY = "vis_results"  # key -> {"value", "stopped"}: pictures read from the workspace, this session's
+JOB_TARGET = "cvcore.visualize.jobs:picture_job"
 MAX_RESULTS = 24
 MAX_CHANNELS = 128
 METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}
@@ -86,7 +92,7 @@ def trained_model():
         st.stop()  # run_model said why
     _, class_names, _ = run_test_data(run)
     # Server-wide caches below are keyed by the run's own random id: one user's model never answers for another's.
-    return model, f"run:{run['id']}", list(class_names), run
+    return model, f"run:{run['id']}", list(class_names), run, {"run": run["id"]}
 
 
 def run_test_data(run):
@@ -117,8 +123,9 @@ def imagenet_model():
                                    "VGG16's (528 MB) must be put on the server by its operator.")
         if up is None:
             st.stop()
-        model = weights_from_upload(name, up)
-        return model, f"app:{name}:{up.file_id}", applications.imagenet_class_names(), None
+        model, path, sha = weights_from_upload(name, up)
+        return (model, f"app:{name}:{sha}", applications.imagenet_class_names(), None,
+                {"application": name, "weights_file": path})
     model, why = application(name, "imagenet" if weights == "ImageNet" else "random")
     if model is None:
         st.warning(why, icon=":material/cloud_off:")
@@ -128,39 +135,63 @@ def imagenet_model():
         st.stop()
     if weights != "ImageNet":
         st.caption(":material/info: Random weights: the structure is real, the predictions and pictures are not.")
-    return model, f"app:{name}:{'imagenet' if weights == 'ImageNet' else 'random'}", applications.imagenet_class_names(), None
+    kept = "imagenet" if weights == "ImageNet" else "random"
+    return model, f"app:{name}:{kept}", applications.imagenet_class_names(), None, {"application": name, "weights": kept}
+
+
+def keep_upload(cache_name: str, upload_id, up, filename: str, load):
+    """An uploaded file kept in the workspace (the jobs, in other processes, read it there), loaded once per
+    upload with ``load(path)``: the session's cache ``{"id", "path", "sha", "model", "error"}``. The previous
+    upload's folder is removed (unless a job may be reading it); a file that does not load is not kept."""
+    cache = st.session_state.setdefault(cache_name, {})
+    if cache.get("id") == upload_id:
+        return cache
+    data = up.getvalue()
+    try:
+        ws.ensure_room(len(data))
+        folder = ws.new_folder(cache_name.removeprefix("vis_"))
+        path = Path(folder) / filename
+        path.write_bytes(data)
+    except QuotaExceededError as err:
+        quota_error(ws, err, "vis")
+        st.stop()
+    except (CvcoreError, OSError) as err:
+        show_error(CvcoreError(f"The upload could not be kept in your workspace: {err}"))
+        st.stop()
+    if cache.get("path") and st.session_state.get(JOB_KEY) is None:
+        with contextlib.suppress(CvcoreError):
+            ws.remove(Path(cache["path"]).parent)
+    try:
+        model, error = load(path), None
+    except CvcoreError as err:
+        model, error = None, str(err)
+        with contextlib.suppress(CvcoreError):
+            ws.remove(folder)
+    cache.clear()
+    cache.update(id=upload_id, path=str(path) if model is not None else None,
+                 sha=hashlib.sha256(data).hexdigest()[:16], model=model, error=error)
+    return cache
 
 
 def weights_from_upload(name, up):
-    cache = st.session_state.setdefault("vis_uploaded_weights", {})
-    if cache.get("id") != (name, up.file_id):
-        folder = session_workspace().new_folder("weights")
-        path = Path(folder) / "weights.h5"
-        path.write_bytes(up.getvalue())
-        try:
-            cache.update(id=(name, up.file_id), model=applications.load_application(name, weights=path), error=None)
-        except CvcoreError as err:
-            cache.update(id=(name, up.file_id), model=None, error=str(err))
-        finally:
-            path.unlink(missing_ok=True)
+    """``(model, path of the weights file in the workspace, its hash)`` of an uploaded weights file."""
+    cache = keep_upload("vis_uploaded_weights", (name, up.file_id), up, "weights.h5",
+                        lambda path: applications.load_application(name, weights=path))
     if cache["model"] is None:
         show_error(CvcoreError(cache["error"]), "Upload Keras' own weights file for this network.")
         st.stop()
-    return cache["model"]
+    return cache["model"], cache["path"], cache["sha"]
 
 
 def uploaded_model():
     up = st.file_uploader("A Keras model (.keras)", type=["keras"], key="vis_model_file",
-                          help="Loaded in Keras' safe mode: a file that would run code is refused.")
+                          help="Loaded in Keras' safe mode: a file that would run code is refused. It is kept in "
+                               "your workspace while you work on it, for the background jobs to read.")
     if up is None:
         st.info("Upload a .keras file (the Train page saves one), or pick another model.", icon=":material/upload:")
         st.stop()
-    cache = st.session_state.setdefault("vis_uploaded_model", {})
-    if cache.get("id") != up.file_id:
-        try:
-            cache.update(id=up.file_id, model=saving.load_model_bytes(up.getvalue()), error=None)
-        except CvcoreError as err:
-            cache.update(id=up.file_id, model=None, error=str(err))
+    cache = keep_upload("vis_uploaded_model", up.file_id, up, "model.keras",
+                        lambda path: saving.load_model_bytes(path.read_bytes()))
     if cache["model"] is None:
         show_error(CvcoreError(cache["error"]), "Upload another file.")
         st.stop()
@@ -172,10 +203,10 @@ def uploaded_model():
     vis_inputs.set_preprocessing(model, kind)
     n_out = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
     names = applications.imagenet_class_names() if n_out == 1000 else [f"class {i}" for i in range(n_out or 0)]
-    return model, f"upload:{up.file_id}:{kind}", names, None
+    return model, f"upload:{cache['sha']}:{kind}", names, None, {"file": cache["path"], "preprocessing": kind}
 
 
-model, model_key, class_names, run = {"Trained here": trained_model, "ImageNet model": imagenet_model,
+model, model_key, class_names, run, model_ref = {"Trained here": trained_model, "ImageNet model": imagenet_model,
                                       "Upload .keras": uploaded_model}[source]()
 try:
     h, w, c = vis_inputs.input_size(model)
@@ -241,10 +272,10 @@ c2.plotly_chart(plots.probability_bars([p for _, _, p in top], [n for _, n, _ in
 predicted = top[0][0]
 
 
-# ============================================================================ jobs: long work in the background
+# ============================================================================ jobs: long work on Ray
 class Results:
-    """The pictures that long work made, by what decides them: this session's in memory, and every one in
-    the workspace on disk (a reload, a restart or another tab finds them there)."""
+    """The pictures that the jobs kept in the workspace (a reload, a restart or another tab finds them there),
+    by what decides them; those read this session are held in memory."""
 
     def __init__(self):
         self.memory = st.session_state.setdefault(RESULTS_KEY, {})
@@ -252,10 +283,17 @@ class Results:
     def get(self, key):
         if key not in self.memory:
             saved = ws.load_result(repr(key))
-            if saved is None:
+            if saved is None or "value" not in saved:
                 return None
-            self.keep(key, {"value": saved["value"], "stopped": bool(saved["stopped"])}, save=False)
+            self.memory[key] = {"value": saved["value"], "stopped": bool(saved.get("stopped", False))}
+            while len(self.memory) > MAX_RESULTS:
+                self.memory.pop(next(iter(self.memory)))
         return self.memory[key]
+
+    def reload(self, key):
+        """What the workspace holds under ``key`` now (a job has just written it)."""
+        self.memory.pop(key, None)
+        return self.get(key)
 
     def __contains__(self, key):
         return self.get(key) is not None
@@ -266,41 +304,32 @@ class Results:
             raise KeyError(key)
         return found
 
-    def keep(self, key, value, save=True):
-        if save:
-            try:
-                ws.save_result(repr(key), value=value["value"], stopped=value["stopped"])
-            except CvcoreError as err:  # a full disk: shown now, kept for this session
-                st.session_state["vis_submit_error"] = f"{err} The picture is kept until you leave this page."
-        self.memory[key] = value
-        while len(self.memory) > MAX_RESULTS:
-            self.memory.pop(next(iter(self.memory)))
-
 
 def results() -> Results:
     return Results()
 
 
-def keep(key, value) -> None:
-    results().keep(key, value)
-
-
-def submit(key, label, fn, unit="steps", on_stop="Stops after the current step and keeps the picture so far.",
-           resumes=False) -> None:
-    """Run ``fn(on_progress, should_stop)`` as this session's background job; its result is kept under ``key``.
-
-    ``unit`` names what the progress counts; ``on_stop`` is the Stop button's help; ``resumes`` says that a
-    stopped job that left nothing goes on from where it stopped when started again (Score-CAM)."""
-    def work(ctx):
-        return fn(lambda done, total: ctx.report({"done": done, "total": total}), ctx.should_stop)
-
+def submit(key, label, technique, params, *, model_ref, image=None, unit="steps",
+           on_stop="Stops after the current step and keeps the picture so far.") -> None:
+    """Queue :func:`cvcore.visualize.jobs.picture_job` for ``technique`` as this workspace's job; it keeps its
+    picture in the workspace under ``repr(key)``. ``image`` (Score-CAM, SmoothGrad) is saved into the workspace
+    for the job to read; ``unit`` names what the progress counts; ``on_stop`` is the Stop button's help."""
+    folder = None
+    config = {"workspace": ws.ref(), "model": model_ref, "technique": technique, "params": params, "key": repr(key)}
     try:
-        job = manager.submit(job_owner(), work, name=label)
-    except CvcoreError as err:  # one job per session: a training run or a folder run may be going
+        if image is not None:
+            folder = ws.new_folder("vis-image")
+            np.save(folder / "image.npy", np.ascontiguousarray(image), allow_pickle=False)
+            config["image"] = str(folder / "image.npy")
+        job = manager.submit(job_owner(), JOB_TARGET, config, name=label, kind="visualize")
+    except (CvcoreError, OSError) as err:  # one job per workspace: a training run or a folder run may be going
+        if folder is not None:
+            with contextlib.suppress(CvcoreError):
+                ws.remove(folder)
         st.session_state["vis_submit_error"] = str(err)
         return
     st.session_state[JOB_KEY] = {"id": job.id, "key": key, "label": label, "unit": unit, "on_stop": on_stop,
-                                 "resumes": resumes}
+                                 "folder": str(folder) if folder is not None else None}
 
 
 active = st.session_state.get(JOB_KEY)
@@ -308,19 +337,27 @@ job = manager.get(active["id"]) if active else None
 
 
 def job_ended(current) -> None:
-    """Keep the picture (or a note of how far it got, or the failure) for the view below."""
+    """Read the picture the job kept in the workspace (or say how far it got, or why it failed)."""
     info = st.session_state[JOB_KEY]
-    result = current.result
+    if info.get("folder"):  # the image saved for the job
+        with contextlib.suppress(CvcoreError):
+            ws.remove(info["folder"])
+    outcome = current.result if isinstance(current.result, dict) else {}
+    unit = info.get("unit", "steps")
     if current.status == "failed":
         st.session_state["vis_submit_error"] = f"{info['label']} failed: {current.error}"
-    elif result is None or (isinstance(result, np.ndarray) and result.size == 0):
-        p = current.progress
-        st.session_state["vis_stopped_note"] = (
-            f"{info['label']} stopped after {p.get('done', 0)} of {p.get('total', '?')} {info.get('unit', 'steps')}: "
-            "nothing to show yet. " + ("Start it again to go on from there." if info.get("resumes")
-                                       else "Start it again when you are ready."))
-    else:
-        keep(info["key"], {"value": result, "stopped": current.status == "stopped"})
+    elif results().reload(info["key"]) is None:
+        p = {**(current.progress or {}), **{k: outcome[k] for k in ("done", "total") if outcome.get(k) is not None}}
+        if current.status == "done":
+            st.session_state["vis_submit_error"] = (f"{info['label']} ended, but its picture is not in your workspace: "
+                                                    "start it again.")
+        elif p.get("total") is None:
+            st.session_state["vis_stopped_note"] = (f"{info['label']} was stopped before it started: nothing to "
+                                                    "show. Start it again when you are ready.")
+        else:
+            st.session_state["vis_stopped_note"] = (
+                f"{info['label']} stopped after {p.get('done', 0)} of {p['total']} {unit}: nothing to show yet. "
+                "Start it again when you are ready.")
     st.session_state.pop(JOB_KEY, None)
 
 
@@ -334,6 +371,17 @@ def job_progress():
 
 def busy() -> bool:
     return job is not None and job.active
+
+
+def show_result(key, render) -> bool:
+    """Render a kept result (and say when it was stopped early); True when there was one."""
+    found = results().get(key)
+    if found is None:
+        return False
+    if found["stopped"]:
+        st.caption(":material/stop_circle: Stopped early: the picture as it was then.")
+    render(found["value"])
+    return True
 
 
 # ============================================================================ 3. views
@@ -386,8 +434,9 @@ def cam_map(_model, model_key: str, digest: str, _image, klass: int, method: str
 
 
 @st.cache_data(show_spinner="Computing the saliency map…", max_entries=64)
-def saliency_map(_model, model_key: str, digest: str, _image, klass: int, samples: int):
-    return vis.saliency(_model, _image, klass, smooth_samples=samples)
+def saliency_map(_model, model_key: str, digest: str, _image, klass: int):
+    """Vanilla gradients: one pass, computed here (SmoothGrad's many passes run as a job)."""
+    return vis.saliency(_model, _image, klass, smooth_samples=0)
 
 
 if tab_cam.open:
@@ -410,18 +459,17 @@ if tab_cam.open:
                              help="The last convolution by default: the most specific maps that still know where.")
         samples = int(c2.number_input("SmoothGrad samples", 0, 50, 20, key="vis_smooth",
                                       help="Average the gradients over so many noisy copies of the image: less "
-                                           "speckle, more of the object. 0: vanilla gradients only."))
+                                           "speckle, more of the object. It runs in the background, with a "
+                                           "progress bar and Stop. 0: vanilla gradients only."))
         cam_key = ("cam", model_key, digest, klass, method, layer)
         if method == "scorecam" and cam_key not in results():
             st.info(f"Score-CAM runs the model once per map of the layer (at most {SCORECAM_MAX_CHANNELS} "
                     "maps): it runs in the background, with a progress bar and Stop.", icon=":material/hourglass_top:")
             st.button("Compute Score-CAM", key="vis_run_scorecam", disabled=busy(), icon=":material/play_arrow:",
-                      on_click=submit, args=(cam_key, "Score-CAM",
-                                             lambda progress, stop: vis.class_activation_map(
-                                                 model, image, klass, method="scorecam", layer_name=layer,
-                                                 on_progress=progress, should_stop=stop),
-                                             "masked images", "Stops after the current batch of masked images; "
-                                             "started again, Score-CAM goes on from there.", True))
+                      on_click=submit, args=(cam_key, "Score-CAM", "scorecam", {"class_index": klass, "layer": layer}),
+                      kwargs={"model_ref": model_ref, "image": image, "unit": "masked images",
+                              "on_stop": "Stops after the current batch of masked images. A stopped Score-CAM "
+                                         "leaves no map: started again, it may have to start over."})
             cam = None
         elif method == "scorecam":
             cam = results()[cam_key]["value"]
@@ -439,16 +487,25 @@ if tab_cam.open:
                 c1.caption(f"All zero: nothing in {layer}'s maps raises the score of {class_names[klass]} here. "
                            "Try the predicted class, or another layer.")
         try:
-            vanilla = saliency_map(model, model_key, digest, image, klass, 0)
-            smooth = saliency_map(model, model_key, digest, image, klass, samples) if samples else None
+            vanilla = saliency_map(model, model_key, digest, image, klass)
         except CvcoreError as err:
             show_error(err)
         else:
             c2.plotly_chart(plots.overlay(image, vanilla, opacity=max(opacity, 0.6), title="Saliency (vanilla gradients)"),
                             key="vis_saliency_fig")
-            if smooth is not None:
-                c3.plotly_chart(plots.overlay(image, smooth, opacity=max(opacity, 0.6),
-                                              title=f"SmoothGrad ({samples} samples)"), key="vis_smooth_fig")
+            smooth_key = ("smooth", model_key, digest, klass, samples)
+            with c3:
+                if samples and not show_result(smooth_key, lambda smooth: st.plotly_chart(
+                        plots.overlay(image, smooth, opacity=max(opacity, 0.6), title=f"SmoothGrad ({samples} samples)"),
+                        key="vis_smooth_fig")):
+                    st.caption(f"SmoothGrad runs the model on {samples} noisy copies of the image: it runs in the "
+                               "background, with a progress bar and Stop.")
+                    st.button(f"Compute SmoothGrad ({samples} samples)", key="vis_run_smooth", disabled=busy(),
+                              icon=":material/play_arrow:", on_click=submit,
+                              args=(smooth_key, "SmoothGrad", "smoothgrad", {"class_index": klass, "samples": samples}),
+                              kwargs={"model_ref": model_ref, "image": image, "unit": "noisy copies",
+                                      "on_stop": "Stops after the current batch of noisy copies and keeps the "
+                                                 "average of those so far."})
         st.caption("Vanilla gradients can look alike for any model (a known weakness of saliency); SmoothGrad "
                    "averages away the speckle. Grad-CAM is coarse (the last convolution's grid) but class-specific.")
 
@@ -473,17 +530,6 @@ def ascent_settings(prefix: str, steps: int, size_default: int):
     else:
         c3.caption(f"The picture is the model's input size, {h} x {w}.")
     return steps, step_size, size
-
-
-def show_result(key, render) -> bool:
-    """Render a kept result (and say when it was stopped early); True when there was one."""
-    found = results().get(key)
-    if found is None:
-        return False
-    if found["stopped"]:
-        st.caption(":material/stop_circle: Stopped early: the picture as it was then.")
-    render(found["value"])
-    return True
 
 
 if tab_filters.open:
@@ -525,12 +571,10 @@ if tab_filters.open:
             if not show_result(key, lambda imgs: st.image([enlarge(i, 150) for i in imgs],
                                                           caption=[f"filter {i}" for i in indices], width=150)):
                 st.button(f"Visualize {label}", key="vis_run_filters", type="primary",
-                          disabled=busy(), icon=":material/play_arrow:",
-                          on_click=submit, args=(key, label,
-                                                 lambda progress, stop: ascent.maximize_filters(
-                                                     model, layer, indices, steps=steps,
-                                                     step_size=step_size, size=size, on_progress=progress,
-                                                     should_stop=stop)))
+                          disabled=busy(), icon=":material/play_arrow:", on_click=submit,
+                          args=(key, label, "filters", {"layer": layer, "indices": indices, "steps": steps,
+                                                        "step_size": step_size, "size": size}),
+                          kwargs={"model_ref": model_ref})
 
 if tab_classes.open:
     with tab_classes:
@@ -554,7 +598,7 @@ if tab_classes.open:
         if not show_result(key, render_class):
             st.button(f"Visualize class {klass} ({class_names[klass]})", key="vis_run_class", type="primary",
                       disabled=busy(), icon=":material/play_arrow:",
-                      on_click=submit, args=(key, f"class {class_names[klass]}",
-                                             lambda progress, stop: ascent.maximize_class(
-                                                 model, klass, steps=steps, step_size=step_size, size=size,
-                                                 on_progress=progress, should_stop=stop)))
+                      on_click=submit, args=(key, f"class {class_names[klass]}", "class",
+                                             {"class_index": klass, "steps": steps, "step_size": step_size,
+                                              "size": size}),
+                      kwargs={"model_ref": model_ref})

@@ -20,6 +20,7 @@ _LAZY = {
     "class_activation_map": "cam",
     "CAM_METHODS": "cam",
     "saliency": "saliency",
+    "smoothgrad": "saliency",
     "maximize_filter": "ascent",
     "maximize_class": "ascent",
     "maximize_filters": "ascent",
@@ -32,7 +33,9 @@ __all__ = ["activations", "blank_fraction", "layer_names", *_LAZY]
 
 def __getattr__(name):
     if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value  # else importing .saliency leaves the module, not the function, under `saliency`
-        return value
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        for other, home in _LAZY.items():  # importing .saliency leaves the module, not the function, under
+            if home == _LAZY[name]:          # `saliency`: every name of that module is set to its function
+                globals()[other] = getattr(module, other)
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

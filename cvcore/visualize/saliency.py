@@ -30,7 +30,7 @@ from .. import checks, device, outputs
 from .. import model_inputs as inputs
 from .cam import _LRU, _PerModel, _digest, _prepare, _to_size, _weights_version
 
-__all__ = ["saliency", "MAX_SMOOTH_SAMPLES"]
+__all__ = ["saliency", "smoothgrad", "MAX_SMOOTH_SAMPLES"]
 
 #: The most noisy copies :func:`saliency` averages.
 MAX_SMOOTH_SAMPLES = 500
@@ -126,14 +126,66 @@ def saliency(model, image, class_index, smooth_samples=0, *, noise=0.15, seed=0)
         if n == 0:
             total = engine.abs_gradient_sum(x, c).numpy()
         else:
-            rng = np.random.default_rng(int(seed))
-            sigma = np.float32(float(noise) * _span(x, model))
-            batch = int(max(1, min(_MAX_BATCH, n, _PIXELS_PER_BATCH // max(1, x.shape[1] * x.shape[2]))))
-            total = np.zeros(x.shape[1:], np.float64)
-            for start in range(0, n, batch):
-                count = min(batch, n - start)
-                noisy = x + sigma * rng.standard_normal((count,) + x.shape[1:], dtype=np.float32)
-                total += engine.abs_gradient_sum(noisy.astype(np.float32), c).numpy()
-            total /= n
+            total, _ = _smooth_mean(model, engine, x, c, n, noise, seed)
         found = engine.maps.put(key, np.asarray(total, np.float32).max(axis=-1))
     return _to_size(found, size)
+
+
+def _smooth_mean(model, engine, x, c, n, noise, seed, on_progress=None, should_stop=None):
+    """SmoothGrad's mean absolute gradient over up to ``n`` noisy copies of ``x``, batch by batch:
+    ``(mean, copies averaged)``; ``(None, 0)`` when stopped before the first batch."""
+    rng = np.random.default_rng(int(seed))
+    sigma = np.float32(float(noise) * _span(x, model))
+    batch = int(max(1, min(_MAX_BATCH, n, _PIXELS_PER_BATCH // max(1, x.shape[1] * x.shape[2]))))
+    total = np.zeros(x.shape[1:], np.float64)
+    done = 0
+    if on_progress is not None:
+        on_progress(0, n)
+    for start in range(0, n, batch):
+        if should_stop is not None and should_stop():
+            break
+        count = min(batch, n - start)
+        noisy = x + sigma * rng.standard_normal((count,) + x.shape[1:], dtype=np.float32)
+        total += engine.abs_gradient_sum(noisy.astype(np.float32), c).numpy()
+        done += count
+        if on_progress is not None:
+            on_progress(done, n)
+    return (total / done, done) if done else (None, 0)
+
+
+def smoothgrad(model, image, class_index, samples, *, noise=0.15, seed=0, on_progress=None, should_stop=None):
+    """:func:`saliency` with ``smooth_samples=samples``, with progress and Stop (for a background job).
+
+    The same noisy copies, batches and averaging as :func:`saliency`, so the map is the same one.
+
+    Args:
+        model, image, class_index, noise, seed: as for :func:`saliency`.
+        samples: noisy copies, 1 to :data:`MAX_SMOOTH_SAMPLES`.
+        on_progress: called as ``on_progress(done, samples)`` before the first batch and after each.
+        should_stop: checked before each batch; when it returns true the copies so far are averaged.
+
+    Returns:
+        ``(map, copies averaged)``: the map as :func:`saliency` returns it (float32, the image's height x
+        width, in [0, 1]), or ``(None, 0)`` when stopped before the first batch.
+
+    Raises:
+        CvcoreError: as :func:`saliency` does.
+
+    Example:
+        >>> from cvcore.models import PRESETS, build_model
+        >>> model = build_model(PRESETS["Basic CNN (6 and 12 filters)"])
+        >>> photo = np.random.default_rng(0).integers(0, 256, (28, 28), np.uint8)
+        >>> m, done = smoothgrad(model, photo, 3, 10)
+        >>> done, bool(np.array_equal(m, saliency(model, photo, 3, smooth_samples=10)))
+        (10, True)
+    """
+    n = checks.integer(samples, "samples", 1, MAX_SMOOTH_SAMPLES)
+    noise = checks.number(noise, "noise", 0, 1, low_open=True)
+    seed = checks.integer(seed, "seed", 0)
+    checks.callback(on_progress, "on_progress")
+    checks.callback(should_stop, "should_stop")
+    x, c, size, shape = _prepare(model, image, class_index)
+    total, done = _smooth_mean(model, _engine(model, shape), x, c, n, noise, seed, on_progress, should_stop)
+    if not done:
+        return None, 0
+    return _to_size(np.asarray(total, np.float32).max(axis=-1), size), done
