@@ -332,6 +332,12 @@ def submit(key, label, technique, params, *, model_ref, image=None, unit="steps"
                                  "folder": str(folder) if folder is not None else None}
 
 
+followed = manager.active_job(job_owner())  # one job at a time per workspace, whichever tab or page started it
+if followed is not None and followed.kind == "visualize" and JOB_KEY not in st.session_state:
+    # A reload, or a second tab: follow the workspace's running picture (its key is the job's own: the
+    # picture is read from the workspace when its view asks for it).
+    st.session_state[JOB_KEY] = {"id": followed.id, "key": None, "label": followed.name, "unit": "steps",
+                                 "on_stop": "Stops after the current step and keeps the picture so far."}
 active = st.session_state.get(JOB_KEY)
 job = manager.get(active["id"]) if active else None
 
@@ -346,6 +352,8 @@ def job_ended(current) -> None:
     unit = info.get("unit", "steps")
     if current.status == "failed":
         st.session_state["vis_submit_error"] = f"{info['label']} failed: {current.error}"
+    elif info.get("key") is None:  # followed after a reload: its view reads the picture from the workspace
+        pass
     elif results().reload(info["key"]) is None:
         p = {**(current.progress or {}), **{k: outcome[k] for k in ("done", "total") if outcome.get(k) is not None}}
         if current.status == "done":

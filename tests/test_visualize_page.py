@@ -356,6 +356,31 @@ def block_the_queue(client, token: str) -> list:
     return blockers
 
 
+def test_a_reload_follows_the_workspaces_picture_job_and_can_stop_it(digits_run):
+    """The job belongs to the workspace, not to the tab: a reload (the workspace link opened again) shows the
+    class ascent waiting in the queue, with its Stop. (Queued behind other owners' jobs, so that it is
+    surely still there when the reload comes.)"""
+    from cvcore import jobs
+
+    client = jobs.default_manager()
+    at = open_view(page_with_run(digits_run), "Classes")
+    blockers = block_the_queue(client, at.query_params["ws"])
+    try:
+        at.button(key="vis_run_class").click().run()
+        job_id = at.session_state["vis_job"]["id"]
+        assert client.get(job_id).status == "queued"
+        again = open_view(open_page(at.query_params["ws"]), "Classes")
+        assert again.session_state["vis_job"]["id"] == job_id
+        assert any("Queued behind other users' work: position 1" in i.value for i in again.info)
+        assert again.button(key="vis_run_class").disabled  # one job at a time, whichever tab started it
+        again.button(key="vis_stop_queued").click().run()
+        wait_for_job(again)
+        assert client.get(job_id).status == "stopped" and not errors(again)
+    finally:
+        for blocker in blockers:
+            client.stop(blocker.id)
+
+
 def test_scorecam_stopped_in_the_queue_leaves_nothing_then_runs_to_the_end(digits_run):
     """Score-CAM waits behind other users' jobs (the queue's position and its Stop), is stopped there
     (nothing to show, said so), then, started again with the queue free, runs to its map."""
