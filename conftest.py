@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Ray reads its authentication mode once, when first imported (collecting cvcore's doctests imports it):
+# the session's token is set before anything else runs.
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0")
 
 import pytest  # noqa: E402
 
@@ -81,8 +84,7 @@ def start_ray_head(num_cpus: int = 2, **env) -> tuple:
     :func:`stop_ray_head`."""
     ray_cli = str(Path(sys.executable).with_name("ray"))
     port = free_port()
-    environ = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-               "RAY_USAGE_STATS_ENABLED": "0", **env}
+    environ = {**os.environ, **env}  # with the session's RAY_AUTH_MODE and RAY_AUTH_TOKEN (see above)
     proc = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
                              "--include-dashboard=false", "--disable-usage-stats",
                              f"--object-store-memory={300 * 1024**2}", f"--node-manager-port={free_port()}"],
@@ -109,9 +111,9 @@ def stop_ray_head(proc) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def ray_address():
     """One local Ray instance for the whole session; every page server and job client joins it."""
-    proc, address, environ = start_ray_head()
-    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ.update(RAY_ADDRESS=address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=environ["RAY_AUTH_TOKEN"])
+    proc, address, _ = start_ray_head()
+    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS",)}
+    os.environ["RAY_ADDRESS"] = address
     yield address
     from cvcore import jobs
 

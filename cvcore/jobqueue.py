@@ -39,6 +39,9 @@ REPORT_EVERY_S = 0.2  # progress reaches the queue at most this often
 STOP_CHECK_EVERY_S = 0.25  # a worker asks the queue whether Stop was pressed at most this often
 MEMORY_CHECK_EVERY_S = 0.1
 _KILLED_BY_CAP = 137
+# The queue actor outlives page servers on a cluster: a server with other code replaces an idle one.
+with open(__file__, "rb") as _f:
+    CODE_VERSION = __import__("hashlib").sha256(_f.read()).hexdigest()[:12]
 
 
 def _message(err: BaseException) -> str:
@@ -246,7 +249,13 @@ class JobQueue:
     def ping(self) -> dict:
         with self._lock:
             return {"running": len(self.running), "queued": len(self.queue), "max_running": self.max_running,
-                    "warm": self.warmed, "local": self.local}
+                    "warm": self.warmed, "local": self.local, "code": CODE_VERSION}
+
+    def set_max_running(self, max_running: int) -> None:
+        """A page server started with another ``CVCORE_MAX_JOBS``: the latest one started decides."""
+        with self._lock:
+            self.max_running = max(1, int(max_running))
+            self._pump()
 
     def submit(self, spec: dict) -> dict:
         with self._lock:
@@ -455,6 +464,24 @@ def namespace() -> str:
 
 
 def get_or_create_queue(max_running: int, local: bool):
-    """The server's queue actor, made on first call (every page server's side process calls this)."""
-    return JobQueue.options(name=QUEUE_NAME, namespace=namespace(), lifetime="detached",
-                            get_if_exists=True).remote(max_running, local)
+    """The server's queue actor, made on first call (every page server's side process calls this).
+
+    An actor left by a page server with other code (an upgrade) is replaced when it holds no job, and used
+    as it is otherwise; one with another bound on running jobs takes this server's (the latest started)."""
+    options = dict(name=QUEUE_NAME, namespace=namespace(), lifetime="detached", get_if_exists=True)
+    queue = JobQueue.options(**options).remote(max_running, local)
+    ping = ray.get(queue.ping.remote(), timeout=60)
+    if ping.get("code") != CODE_VERSION and not ping["running"] and not ping["queued"]:
+        ray.kill(queue)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the name is free once the old actor is gone
+            try:
+                ray.get_actor(QUEUE_NAME, namespace=namespace())
+            except ValueError:
+                break
+            time.sleep(0.1)
+        queue = JobQueue.options(**options).remote(max_running, local)
+        ping = ray.get(queue.ping.remote(), timeout=60)
+    if ping["max_running"] != int(max_running):
+        ray.get(queue.set_max_running.remote(max_running), timeout=30)
+    return queue
