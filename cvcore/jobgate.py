@@ -235,6 +235,14 @@ def _accept(listener, gate) -> None:
 
 def main() -> None:
     key = bytes.fromhex(os.environ.pop("CVCORE_JOBGATE_KEY"))
+    # This process leads a session of its own, so Linux's autogroup scheduler weighs it (and the local Ray
+    # and workers it starts) against the page server as a group: the workers' nice value alone would count
+    # only inside it. The group is niced too, so that jobs yield the CPU to the pages.
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(min(19, int(json.loads(os.environ.get("CVCORE_JOBGATE_SETTINGS", "{}")).get("nice", 10)))))
+    except (OSError, ValueError):
+        pass  # no autogroup (another OS, or a kernel without it): the per-process nice value is what counts
     settings = json.loads(os.environ.pop("CVCORE_JOBGATE_SETTINGS"))
     listener = Listener(("127.0.0.1", 0), authkey=key)
     gate = Gate(settings)

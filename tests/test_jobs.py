@@ -253,4 +253,6 @@ def test_a_two_node_cluster_runs_the_job_on_the_node_with_room_and_the_run_lands
     finally:
         if c is not None:
             c.close()
+        for node in list(cluster.worker_nodes):  # no graceful stop to wait for: the test is over
+            cluster.remove_node(node, allow_graceful=False)
         cluster.shutdown()
