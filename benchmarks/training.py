@@ -28,8 +28,9 @@ prints the median and the min-max of the repeats' ratios with the CPU share
 other processes took meanwhile (from /proc/stat, where it exists): above
 about 10%, the figures say how the settings share a busy machine, not how
 they compare on an idle one. Not all load shows there: on a virtual
-machine the host can take CPU time unseen (epochs of the same work and
-CPU time took 3.0 s and 4.4 s here with no other process busy), so the
+machine the host can take CPU time unseen (two epochs of the same work,
+4.8 and 4.6 CPU-seconds, took 5.0 s and 2.8 s here with no other process
+busy), so the
 ratio of the best epochs of each setting is printed too. Data preparation is outside all timings. Test
 accuracy after the last epoch is printed for each, to show the fast setting
 loses none. It prints; it asserts nothing.
