@@ -49,7 +49,8 @@ def _message(err: BaseException) -> str:
 
 
 def _mib(n: float) -> str:
-    return f"{n / 1024**3:.2f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+    """Bytes in whole MiB: fine enough that a use just over a cap never reads the same as the cap."""
+    return f"{n / 1024**2:,.0f} MiB"
 
 
 # ------------------------------------------------------------------------------------------- the worker side
