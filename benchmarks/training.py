@@ -33,10 +33,23 @@ machine the host can take CPU time unseen (two epochs of the same work,
 busy), so the
 ratio of the best epochs of each setting is printed too. Data preparation is outside all timings. Test
 accuracy after the last epoch is printed for each, to show the fast setting
-loses none. It prints; it asserts nothing.
+loses none.
+
+Then, as the app runs it (``--worker-repeats``, default 3; 0 skips it): the Train page's own job,
+``cvcore.runs:train_job`` with the fast setting, submitted through :class:`cvcore.jobs.JobClient` to a
+Ray worker (the app's local Ray, or ``--ray-address``; with the app's settings: one CPU asked per
+job, the worker niced), on the same images (the first ``--train-size`` training images, the 10,000
+test images as validation), its epochs read from the run it leaves in a temporary workspace
+(``extra["epoch_seconds"]``, the trainer's own clock). Each worker run is followed by a plain run of
+the same epochs in this process, while the worker is idle; a repeat's ratio is the median of its
+paired later epochs (plain over worker). The worker's first epoch is printed apart, as above; the
+job's start (Ray placing it, the worker loading the data) is printed as "to first epoch".
+
+It prints; it asserts nothing.
 
 Usage:
     .venv/bin/python benchmarks/training.py [--train-size N] [--epochs E] [--repeats R]
+        [--worker-repeats W] [--ray-address ADDR]
 """
 from __future__ import annotations
 
@@ -178,6 +191,58 @@ def page(x_raw, y, xt_raw, yt, epochs, *, fast, turns=None):
     return history["epoch_seconds"], model, len(reports), history
 
 
+def worker_runs(x, y, xt, yt, *, train_size, epochs, repeats, ray_address):
+    """The fast setting as the app runs it, in a Ray worker, each run paired with a plain run here."""
+    import tempfile
+
+    from cvcore.jobs import JobClient
+    from cvcore.runs import RunConfig
+    from cvcore.workspace import Store, new_token
+
+    folder = Path(tempfile.mkdtemp(prefix="cvx-bench-worker-"))
+    ws = Store(folder / "store").anonymous(new_token())
+    client = JobClient(ray_address or "local", log_dir=folder / "logs")
+    config = RunConfig(spec=preset(PRESET), dataset="fashion_mnist", n_train=int(train_size), n_val=len(xt),
+                       epochs=int(epochs), batch_size=BATCH, fast=True, seed=0)
+    print(f"\nIn a worker, as the app runs it: cvcore.runs:train_job (fast) on "
+          f"{'the Ray cluster at ' + ray_address if ray_address else 'a local Ray'}, each run followed by a "
+          f"plain run here; {repeats} repeat(s).")
+    ratios, first, later, plain_later, starts = [], [], [], [], []
+    try:
+        deadline = time.monotonic() + 180
+        while client.status().get("state") != "ready":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the job service did not become ready: {client.status()}")
+            time.sleep(0.5)
+        for run in range(1, repeats + 1):
+            submitted = time.perf_counter()
+            job = client.submit(ws.id, "cvcore.runs:train_job", {"workspace": ws.ref(), "config": config.as_dict(),
+                                                                 "name": f"Bench {run}", "title": PRESET},
+                                name="bench", kind="train")
+            done = client.get(job.id).wait(timeout=3600)
+            wall = time.perf_counter() - submitted
+            if done.status != "done":
+                raise RuntimeError(f"the worker's run ended {done.status}: {done.error}")
+            rec = ws.run(done.result["run"])
+            seconds = rec.extra["epoch_seconds"]
+            starts.append(wall - rec.seconds)
+            plain_seconds = plain(x, y, xt, yt, epochs)[0]
+            first.append(seconds[0])
+            later.extend(seconds[1:])
+            plain_later.extend(plain_seconds[1:])
+            ratios.append(statistics.median(p / q for p, q in zip(plain_seconds[1:], seconds[1:])))
+            print(f"  run {run} worker epochs " + ", ".join(f"{t:5.2f}" for t in seconds)
+                  + f" s   test accuracy {rec.evaluation['accuracy']:.4f}   (submitted to first epoch and "
+                  f"evaluation: {starts[-1]:.1f} s)")
+            print(f"  run {run} plain  epochs " + ", ".join(f"{t:5.2f}" for t in plain_seconds)
+                  + f" s   plain/worker {ratios[-1]:.2f}x", flush=True)
+    finally:
+        client.close()
+    print(f"  worker: first epoch {statistics.median(first):.2f} s, later epochs {_spread(later)} s; "
+          f"plain here: later epochs {_spread(plain_later)} s")
+    print(f"  speed-up of the fast setting in a worker vs plain: {_spread(ratios)}x over {repeats} repeat(s)")
+
+
 def _spread(values, fmt="{:.2f}"):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}..{fmt.format(max(values))})"
 
@@ -187,6 +252,10 @@ def main(argv=None):
     parser.add_argument("--train-size", type=int, default=60000, help="training images (default: all 60,000)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; at least 2)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each setting, interleaved (default 5)")
+    parser.add_argument("--worker-repeats", type=int, default=3,
+                        help="fast runs as the app runs them, in a Ray worker, each paired with a plain run "
+                             "(default 3; 0 skips them)")
+    parser.add_argument("--ray-address", default=None, help="a Ray cluster for the worker runs (default: a local Ray)")
     args = parser.parse_args(argv)
     epochs = max(2, args.epochs)
     repeats = max(1, args.repeats)
@@ -268,6 +337,9 @@ def main(argv=None):
     print(f"\nTest accuracy after {epochs} epochs (mean of runs, min..max):")
     for name in SETTINGS:
         print(f"  {name:5s} {np.mean(accs[name]):.4f}  ({min(accs[name]):.4f}..{max(accs[name]):.4f})")
+    if args.worker_repeats > 0:
+        worker_runs(x, y, xt, yt, train_size=len(x), epochs=epochs, repeats=args.worker_repeats,
+                    ray_address=args.ray_address)
 
 
 if __name__ == "__main__":

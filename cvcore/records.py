@@ -79,7 +79,8 @@ class RunRecord:
         seconds: wall time, once ended.
         error: the plain message of a failed run.
         has_model: whether ``model.keras`` holds the model (after the last saved epoch, or the end).
-        extra: page-specific facts, JSON-able (a Transfer run's weights, feature extraction, counts).
+        extra: page-specific facts, JSON-able (each epoch's seconds; a Transfer run's weights, feature
+            extraction, counts).
         updated: when the record was last written.
     """
 

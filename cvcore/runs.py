@@ -67,6 +67,7 @@ class RunResult:
         stopped: whether the user stopped it.
         seconds: wall time.
         evaluation: :class:`cvcore.evaluation.Evaluation` on the whole test set.
+        epoch_seconds: wall time of every complete epoch, validation included.
     """
 
     model: object
@@ -74,6 +75,7 @@ class RunResult:
     stopped: bool
     seconds: float
     evaluation: object = None
+    epoch_seconds: list = dataclasses.field(default_factory=list)
 
 
 def _slices(config: RunConfig, data):
@@ -143,7 +145,8 @@ def run_training(config: RunConfig, data, ctx=None, *, on_epoch=None) -> RunResu
         ctx.report({"phase": "evaluate", "history": final})
     evaluation = evaluate(model, *test_xy)
     return RunResult(model=model, history=final, stopped=bool(result.get("stopped")),
-                     seconds=time.perf_counter() - started, evaluation=evaluation)
+                     seconds=time.perf_counter() - started, evaluation=evaluation,
+                     epoch_seconds=[float(t) for t in result.get("epoch_seconds") or []])
 
 
 def data_record(config: RunConfig, data) -> dict:
@@ -199,8 +202,9 @@ def train_run(workspace, config: RunConfig, data, ctx=None, *, name: str, title:
         >>> cfg = RunConfig(spec=PRESETS["Basic CNN (6 and 12 filters)"], dataset="digits",
         ...                 n_train=200, n_val=50, epochs=2)
         >>> rec = train_run(ws, cfg, load_dataset("digits"), name="Run 1", title="basic")
-        >>> rec.status, rec.epochs_done, rec.has_model, ws.run(rec.id).evaluation["images"]
-        ('finished', 2, True, 364)
+        >>> saved = ws.run(rec.id)
+        >>> rec.status, rec.epochs_done, rec.has_model, saved.evaluation["images"], len(saved.extra["epoch_seconds"])
+        ('finished', 2, True, 364, 2)
     """
     rec = workspace.new_run("train", name=name, title=title, config=config.as_dict(), data=data_record(config, data))
     if ctx is not None and hasattr(ctx, "attach_run"):
@@ -223,6 +227,7 @@ def train_run(workspace, config: RunConfig, data, ctx=None, *, name: str, title:
             workspace.save_run(rec)
             raise
         rec.history, rec.has_model, rec.seconds = result.history, True, result.seconds
+        rec.extra["epoch_seconds"] = result.epoch_seconds  # as a Transfer run keeps them
         rec.status = "stopped" if result.stopped else "finished"
         workspace.save_run(rec)
     return rec
