@@ -43,7 +43,8 @@ test images as validation), its epochs read from the run it leaves in a temporar
 (``extra["epoch_seconds"]``, the trainer's own clock). Each worker run is followed by a plain run of
 the same epochs in this process, while the worker is idle; a repeat's ratio is the median of its
 paired later epochs (plain over worker). The worker's first epoch is printed apart, as above; the
-job's start (Ray placing it, the worker loading the data) is printed as "to first epoch".
+time the job spent outside its run (Ray placing it, the worker loading the data, the end's saving) is
+printed as "outside the run".
 
 It prints; it asserts nothing.
 
@@ -232,8 +233,7 @@ def worker_runs(x, y, xt, yt, *, train_size, epochs, repeats, ray_address):
             plain_later.extend(plain_seconds[1:])
             ratios.append(statistics.median(p / q for p, q in zip(plain_seconds[1:], seconds[1:])))
             print(f"  run {run} worker epochs " + ", ".join(f"{t:5.2f}" for t in seconds)
-                  + f" s   test accuracy {rec.evaluation['accuracy']:.4f}   (submitted to first epoch and "
-                  f"evaluation: {starts[-1]:.1f} s)")
+                  + f" s   test accuracy {rec.evaluation['accuracy']:.4f}   (outside the run: {starts[-1]:.1f} s)")
             print(f"  run {run} plain  epochs " + ", ".join(f"{t:5.2f}" for t in plain_seconds)
                   + f" s   plain/worker {ratios[-1]:.2f}x", flush=True)
     finally:

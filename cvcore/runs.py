@@ -146,7 +146,7 @@ def run_training(config: RunConfig, data, ctx=None, *, on_epoch=None) -> RunResu
     evaluation = evaluate(model, *test_xy)
     return RunResult(model=model, history=final, stopped=bool(result.get("stopped")),
                      seconds=time.perf_counter() - started, evaluation=evaluation,
-                     epoch_seconds=[float(t) for t in result.get("epoch_seconds") or []])
+                     epoch_seconds=list(result.get("epoch_seconds") or []))
 
 
 def data_record(config: RunConfig, data) -> dict:
