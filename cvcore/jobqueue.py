@@ -19,6 +19,7 @@ the job's function with a :class:`WorkerContext`.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import threading
@@ -48,9 +49,10 @@ def _message(err: BaseException) -> str:
     return str(err) if isinstance(err, CvcoreError) else f"{type(err).__name__}: {err}"
 
 
-def _mib(n: float) -> str:
-    """Bytes in whole MiB: fine enough that a use just over a cap never reads the same as the cap."""
-    return f"{n / 1024**2:,.0f} MiB"
+def _mib(n: float, *, up: bool = False) -> str:
+    """Bytes in whole MiB; `up` rounds up, so a use just over a whole-MiB cap never reads as the cap itself."""
+    mib = n / 1024**2
+    return f"{math.ceil(mib) if up else round(mib):,} MiB"
 
 
 # ------------------------------------------------------------------------------------------- the worker side
@@ -133,7 +135,7 @@ def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Ev
         used = _rss_bytes() - base
         if used > cap_bytes:
             try:
-                ray.get(queue.fault.remote(job_id, f"Out of memory: the job used {_mib(used)}, over its cap of "
+                ray.get(queue.fault.remote(job_id, f"Out of memory: the job used {_mib(used, up=True)}, over its cap of "
                                                    f"{_mib(cap_bytes)} (CVCORE_JOB_MEMORY_MB). Try a smaller batch, "
                                                    "fewer images or a smaller model."), timeout=5)
             finally:
