@@ -30,6 +30,27 @@ os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), R
 import pytest  # noqa: E402
 
 
+def _scan_installed_components_once() -> None:
+    """Every new AppTest scans the metadata of every installed package for Streamlit components (about 0.3 s
+    here, in each of the suite's hundreds of AppTests); what is installed does not change during a run, so
+    the scan's answer is kept. (`streamlit run` scans once per server, as before.)"""
+    from streamlit.components.v2 import manifest_scanner
+
+    scan, found = manifest_scanner.scan_component_manifests, []
+
+    def scan_once(*args, **kwargs):
+        if args or kwargs:
+            return scan(*args, **kwargs)
+        if not found:
+            found.append(scan())
+        return list(found[0])
+
+    manifest_scanner.scan_component_manifests = scan_once
+
+
+_scan_installed_components_once()
+
+
 @pytest.fixture
 def offline_weights(monkeypatch, tmp_path):
     """No weights are downloaded in tests: Keras' cache is empty, no operator folder is set, and

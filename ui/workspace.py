@@ -125,6 +125,9 @@ def workspace_sidebar(ws: Workspace) -> None:
             return
         with st.expander("Your workspace link", icon=":material/link:"):
             base = (st.context.url or "").split("?")[0]
-            st.code(f"{base}?{PARAM}={st.session_state[TOKEN_KEY]}", language=None, wrap_lines=True)
+            link = f"{base}?{PARAM}={st.session_state[TOKEN_KEY]}"
+            # A markdown link, not st.code: the code element's highlighter (1.5 MB of script) would cost every
+            # page load half a second of the browser's time, and this sidebar is on every page.
+            st.markdown(f"[`{link}`]({link})")
             st.caption("Your runs and uploads are kept under this link: bookmark it to come back. "
                        "Whoever has the link sees your work, so share it only with people you trust.")
