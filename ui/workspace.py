@@ -4,8 +4,8 @@
   with OpenID Connect (``st.login``); each has one workspace, keyed by the ID token's issuer and subject.
   Workspace links are refused: a signed-in user's work is reached by signing in, never by a URL.
 * **Sign-in off**: the workspace is named by an unguessable token kept in the page's URL (``?ws=``) on
-  every page, so a reload or a bookmark brings the work back. The sidebar shows that link with a copy
-  button, and says that whoever has it sees the work.
+  every page, so a reload or a bookmark brings the work back. The sidebar shows that link (to bookmark
+  or copy), and says that whoever has it sees the work.
 
 Pages call :func:`current_workspace`; nothing else decides ownership.
 """
