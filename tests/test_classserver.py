@@ -1,0 +1,180 @@
+"""The class server as a teacher starts it: `python -m classserver` (what `scripts/serve.sh` runs), with two page
+servers behind HAProxy, its own Ray head and one workspace store, driven by headless Chromium through the proxy.
+
+One class server serves the whole module (tests run in file order: the last ones kill a page server, then
+stop the command). Skipped where HAProxy or Chromium is missing, except in CI (CI=true), where that fails.
+"""
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from apptest_helpers import wait_until
+from classserver.config import ClassConfig, ClassConfigError
+from classserver.proxy import COOKIE, haproxy_binary
+from classserver.supervisor import MARKER, leftover_processes
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if haproxy_binary() is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs HAProxy; `bash scripts/setup.sh --dev` installs it.")
+    pytest.skip("no HAProxy (apt-get install haproxy)", allow_module_level=True)
+
+from test_browser import CHROMIUM, COUNT_RUNS, SHOTS, free_port, playwright, train_digits_one_epoch, wait_ready  # noqa: E402
+
+CLASS_TOML = """
+[server]
+page_servers = 2
+
+[ray]
+object_store_mb = 300
+"""
+
+
+class Command:
+    """`python -m classserver` in a process of its own, as `scripts/serve.sh` runs it."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port, self.marker = folder, free_port(), secrets.token_hex(8)
+        (folder / "class.toml").write_text(CLASS_TOML)
+        self.log = folder / "serve.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, CVCORE_STATE_DIR=str(folder / "state"), **{MARKER: self.marker})
+        env.pop("CVCORE_WORKSPACE_DIR", None)  # the store lives in the class server's state folder
+        self.store = folder / "state" / "workspaces"
+        self.proc = subprocess.Popen([sys.executable, "-m", "classserver", "--config", str(folder / "class.toml"),
+                                      "--port", str(self.port)], cwd=ROOT, env=env, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT)
+        wait_until(lambda: "class server is up" in self.output() or self.proc.poll() is not None, timeout=240,
+                   interval=0.3, what="the class server up", details=self.output)
+        assert self.proc.poll() is None, self.output()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def page_server_pid(self, name: str) -> int:
+        """The pid of page server ``name`` (its environment says CVCORE_PAGE_SERVER=name)."""
+        for pid in leftover_processes(self.marker):
+            try:
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"CVCORE_PAGE_SERVER={name}".encode() in env and b"streamlit" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        raise AssertionError(f"no page server {name} among {leftover_processes(self.marker)}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(60)
+
+
+@pytest.fixture(scope="module")
+def command(tmp_path_factory):
+    cmd = Command(tmp_path_factory.mktemp("class"))
+    yield cmd
+    cmd.stop()
+    for pid in leftover_processes(cmd.marker):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser(command):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        yield b
+        b.close()
+
+
+def visitor(browser):
+    """A new visitor: a browser context of its own (its own cookies)."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.add_init_script(f"({COUNT_RUNS})()")
+    return page
+
+
+def page_server_of(page) -> str:
+    return next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
+
+
+def test_the_configuration_names_a_bad_setting_and_its_value():
+    with pytest.raises(ClassConfigError, match=r"\[jobs\] max_running must be a whole number of at least 1; received 0"):
+        ClassConfig.from_dict({"jobs": {"max_running": 0}})
+    with pytest.raises(ClassConfigError, match=r"unknown section \[job\]"):
+        ClassConfig.from_dict({"job": {}})
+    config = ClassConfig.from_dict({"class": {"session_idle_minutes": 5}, "operators": {"users": ["t@school.edu"]}})
+    assert config.job_environment()["CVCORE_SESSION_IDLE_S"] == "300.0"
+    assert config.operators == ("t@school.edu",)
+
+
+def test_two_browsers_land_on_different_page_servers_and_both_work(command, browser):
+    first, second = visitor(browser), visitor(browser)
+    for page in (first, second):
+        page.goto(command.url + "/filters")
+        page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
+        wait_ready(page)
+    assert {page_server_of(first), page_server_of(second)} == {"p1", "p2"}
+    # An upload (an HTTP request of its own) goes through the proxy to the visitor's own page server, which
+    # then reads it in the websocket's rerun: were they on different page servers, the file would be unknown.
+    page = second
+    page.locator('[data-testid="stButtonGroup"]').get_by_text("Upload", exact=True).click()
+    wait_ready(page)
+    png = command.folder / "upload.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(png)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(png))
+    page.wait_for_function("() => document.body.innerHTML.includes('upload.png: 30 x 40')", timeout=60_000)
+    wait_ready(page)
+    assert page.locator('[data-testid="stMetric"]').count() >= 2
+    assert page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count() == 0
+    page.screenshot(path=str(SHOTS / "class-server-upload.png"))
+    for page in (first, second):
+        page.context.close()
+
+
+def test_killing_a_page_server_sends_its_users_to_another_and_they_find_their_runs(command, browser):
+    page = visitor(browser)
+    page.goto(command.url + "/train")
+    wait_ready(page)
+    accuracy = train_digits_one_epoch(page)  # a job on the class server's Ray head; the run lands in the store
+    score = accuracy.locator('[data-testid="stMetricValue"]').inner_text()
+    home = page_server_of(page)
+    os.kill(command.page_server_pid(home), signal.SIGKILL)
+    # Streamlit's page reconnects by itself; the proxy sends it to the other page server, which finds the run in
+    # the workspace named by the page's link.
+    wait_until(lambda: page_server_of(page) != home, timeout=60, interval=0.3,
+               what="the browser moved to the other page server")
+    accuracy.wait_for(timeout=60_000)
+    wait_ready(page)
+    assert accuracy.locator('[data-testid="stMetricValue"]').inner_text() == score
+    page.screenshot(path=str(SHOTS / "class-server-after-failover.png"))
+    # A download (a media file the new page server made) comes through the proxy too.
+    page.get_by_role("tab", name="Save, export").click()
+    button = page.get_by_role("button", name="Download the model (.keras)")
+    button.wait_for(timeout=60_000)
+    with page.expect_download(timeout=60_000) as download:
+        button.click()
+    assert Path(download.value.path()).read_bytes()[:2] == b"PK"  # a .keras file is a zip
+    assert f"Page server {home} ended" in command.output()
+    page.context.close()
+
+
+def test_stopping_the_command_leaves_no_process_behind(command):
+    assert leftover_processes(command.marker)  # its page servers, HAProxy, Ray's head and workers
+    assert command.stop() == 0
+    assert "Stopped: nothing left running." in command.output(), command.output()[-2000:]
+    assert leftover_processes(command.marker) == []
+    with pytest.raises(OSError):
+        urllib.request.urlopen(command.url + "/_stcore/health", timeout=2)
