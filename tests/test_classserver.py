@@ -5,13 +5,10 @@ One class server serves the whole module (tests run in file order: the last ones
 stop the command). Skipped where HAProxy or Chromium is missing, except in CI (CI=true), where that fails.
 """
 import os
-import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
