@@ -5,6 +5,7 @@ the pages in ``pages/`` are thin views over it.
 """
 import streamlit as st
 
+from ui.classroom import admit_session, is_operator
 from ui.common import sidebar_device
 from ui.jobs import sidebar_jobs
 from ui.runtime import lighten_script_cleanup
@@ -26,6 +27,9 @@ PAGES = {
     "visualize": st.Page("pages/visualize.py", title="What ConvNets learn", icon=":material/visibility:",
                          url_path="visualize"),
 }
+# The operator's page is listed for operators only; with sign-in off, an operator opens /operator and types the token.
+OPERATOR = st.Page("pages/operator.py", title="Operator", icon=":material/admin_panel_settings:", url_path="operator",
+                   visibility="visible" if is_operator() else "hidden")
 
 START_HERE = [
     ("filters", "Hand-made kernels on MNIST digits and colour photographs; padding, stride, ReLU and pooling, "
@@ -71,11 +75,12 @@ def home() -> None:
     )
 
 
-nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
+nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values(), OPERATOR])
 if sign_in_required():  # sign-in is on and no one is signed in: every page's address shows the sign-in page
     sign_in_page()
 else:
-    workspace_sidebar(current_workspace())  # also keeps an anonymous workspace's token in the URL on every page
+    ws = admit_session(current_workspace, nav.url_path or "home")  # a new session on a full class server stops here
+    workspace_sidebar(ws)  # also keeps an anonymous workspace's token in the URL on every page
     sidebar_device()  # never blocks: the first visit starts TensorFlow's import in the background
     sidebar_jobs()  # never blocks long: the first visit starts the job service (Ray) in the background
     nav.run()

@@ -39,7 +39,8 @@ def main(argv=None) -> int:
         return 2
     print(f"ConvNet Explorer's class server is up: {server.url}  (page servers: "
           f"{', '.join(ps.name for ps in server.page_servers)}; jobs on Ray at {server.ray_address}). "
-          f"Ctrl-C stops it.", flush=True)
+          f"Ctrl-C stops it.\nOperators: sign in if sign-in is on, or open {server.url}/operator and type the "
+          f"token in {server.operator_token_file}.", flush=True)
     while not stop.wait(1.0):
         for ps in server.page_servers:
             if ps.proc.poll() is not None and not getattr(ps, "reported", False):

@@ -51,6 +51,7 @@ def free_port() -> int:
 def _secret(folder: Path, name: str, nbytes: int = 32) -> str:
     """A secret kept in ``folder/name`` (owner-only), made on first use."""
     path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -159,7 +160,15 @@ class ClassServer:
                # No 30 s drain on SIGTERM (Ray waits so for Serve's replicas, which the app does not run).
                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_USAGE_STATS_ENABLED": "0"}
         env.update(self.config.job_environment())
+        env["CVCORE_OPERATOR_TOKEN_FILE"] = str(self.operator_token_file)
         return env
+
+    @property
+    def operator_token_file(self) -> Path:
+        """The operator token's file (made on first start; owner-only): an operator types its contents."""
+        path = self.config.operator_token_path(self.state)
+        _secret(path.parent, path.name)
+        return path
 
     def _spawn(self, argv: list, log_name: str, env: dict) -> subprocess.Popen:
         log = open(self.logs / log_name, "ab")

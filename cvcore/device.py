@@ -12,10 +12,12 @@ never pay for it.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 from dataclasses import dataclass
 
-__all__ = ["DeviceInfo", "configure", "configure_async", "peek", "describe", "keras", "tensorflow"]
+__all__ = ["DeviceInfo", "configure", "configure_async", "peek", "describe", "gpu_memory", "keras", "tensorflow"]
 
 _lock = threading.Lock()
 _info: "DeviceInfo | None" = None
@@ -157,3 +159,30 @@ def tensorflow():
     import tensorflow as _tf
 
     return _tf
+
+
+def gpu_memory() -> list[dict]:
+    """Memory in use on each NVIDIA GPU of this machine, by every process (``nvidia-smi``); [] without one.
+
+    Returns:
+        One dict per device: ``device``, ``name``, ``used_mb``, ``total_mb``.
+
+    Example:
+        >>> isinstance(gpu_memory(), list)
+        True
+    """
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=index,name,memory.used,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = []
+    for line in out.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4 and parts[0].isdigit():
+            rows.append({"device": f"GPU:{parts[0]}", "name": parts[1], "used_mb": int(float(parts[2])),
+                         "total_mb": int(float(parts[3]))})
+    return rows

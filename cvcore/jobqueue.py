@@ -39,6 +39,7 @@ KEEP_FINISHED = 512
 REPORT_EVERY_S = 0.2  # progress reaches the queue at most this often
 STOP_CHECK_EVERY_S = 0.25  # a worker asks the queue whether Stop was pressed at most this often
 MEMORY_CHECK_EVERY_S = 0.1
+USAGE_EVERY_S = 2.0  # how often a job tells the queue what it uses (the operator's page shows it)
 _KILLED_BY_CAP = 137
 # The queue actor outlives page servers on a cluster: a server with other code replaces an idle one.
 with open(__file__, "rb") as _f:
@@ -130,9 +131,15 @@ def _lower_priority(nice: int) -> None:
 
 
 def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Event) -> None:
-    """Kill this worker process when the job's memory (RSS above what the worker held before it) passes the cap."""
+    """Kill this worker process when the job's memory (RSS above what the worker held before it) passes the cap;
+    every :data:`USAGE_EVERY_S`, tell the queue the job's memory and CPU time (its own measure, for the operator)."""
+    cpu0, last = sum(os.times()[:2]), 0.0
     while not done.wait(MEMORY_CHECK_EVERY_S):
         used = _rss_bytes() - base
+        if time.monotonic() - last >= USAGE_EVERY_S:
+            last = time.monotonic()
+            queue.usage.remote(job_id, {"memory_mb": round(max(used, 0) / 1024**2),
+                                        "cpu_s": round(sum(os.times()[:2]) - cpu0, 1)})
         if used > cap_bytes:
             try:
                 ray.get(queue.fault.remote(job_id, f"Out of memory: the job used {_mib(used, up=True)}, over its cap of "
@@ -209,7 +216,7 @@ def probe_worker(store_root: str, marker: str) -> dict:
 # ------------------------------------------------------------------------------------------- the queue
 class _Entry:
     __slots__ = ("id", "spec", "status", "progress", "error", "result", "stop", "created", "started", "finished",
-                 "ref", "fault", "run", "node", "deadline", "force_at", "warm")
+                 "ref", "fault", "run", "node", "deadline", "force_at", "warm", "usage")
 
     def __init__(self, spec):
         self.id = uuid.uuid4().hex[:16]
@@ -220,6 +227,7 @@ class _Entry:
         self.created, self.started, self.finished = time.time(), None, None
         self.ref = self.fault = self.run = self.node = self.deadline = self.force_at = None
         self.warm = False
+        self.usage = {}
 
     def public(self, position=None, cold=False) -> dict:
         waiting = None
@@ -229,7 +237,7 @@ class _Entry:
         return {"id": self.id, "owner": self.spec["owner"], "name": self.spec["name"], "kind": self.spec["kind"],
                 "status": self.status, "progress": self.progress, "error": self.error, "result": self.result,
                 "position": position, "stop_requested": self.stop, "waiting": waiting, "created": self.created,
-                "started": self.started, "finished": self.finished, "node": self.node}
+                "started": self.started, "finished": self.finished, "node": self.node, "usage": self.usage}
 
 
 @ray.remote(num_cpus=0, max_restarts=0, max_concurrency=64)
@@ -327,6 +335,12 @@ class JobQueue:
             entry = self.jobs.get(job_id)
             if entry is not None and entry.status == "running":
                 entry.progress = progress
+
+    def usage(self, job_id: str, usage: dict) -> None:
+        with self._lock:
+            entry = self.jobs.get(job_id)
+            if entry is not None and entry.status == "running":
+                entry.usage = usage
 
     def stop_requested(self, job_id: str) -> bool:
         with self._lock:

@@ -280,6 +280,8 @@ class Job:
         waiting: while running with no progress yet, what it waits for (a worker starting, TensorFlow loading).
         created, started, finished: ``time.time()`` stamps (None until then).
         node: the Ray node it ran on.
+        usage: while running, what the job itself last measured: ``memory_mb`` (its memory above the
+            worker's own) and ``cpu_s`` (its CPU time so far); every 2 s.
     """
 
     id: str
@@ -297,6 +299,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     node: str | None = None
+    usage: dict = field(default_factory=dict)
     _client: "JobClient | None" = field(default=None, repr=False, compare=False)
 
     @classmethod
