@@ -141,6 +141,40 @@ def test_two_browsers_land_on_different_page_servers_and_both_work(command, brow
         page.context.close()
 
 
+def test_the_operator_page_is_refused_to_a_non_operator_and_shows_the_whole_class_to_an_operator(command, browser):
+    students = [visitor(browser), visitor(browser)]
+    for page in students:
+        page.goto(command.url + "/filters")
+        wait_ready(page)
+    assert {page_server_of(p) for p in students} == {"p1", "p2"}
+    page = visitor(browser)
+    page.goto(command.url + "/operator")
+    wait_ready(page)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_text("Operator").count() == 0  # not listed for a non-operator
+    assert page.locator('[data-testid="stMetric"]').count() == 0 and page.get_by_text("Jobs running").count() == 0
+    token = page.locator('[data-testid="stTextInput"] input[type="password"]')
+    token.fill("not-the-token")
+    page.get_by_role("button", name="Open").click()
+    page.get_by_text("That is not the operator token.").wait_for(timeout=30_000)
+    assert page.get_by_text("Jobs running").count() == 0
+    token_file = Path(command.folder / "state" / "class-server" / "operator-token")
+    assert "not-the-token" not in command.output() and token_file.read_text() not in command.output()
+    token.fill(token_file.read_text().strip())
+    page.get_by_role("button", name="Open").click()
+    sessions = page.locator('[data-testid="stMetric"]', has_text="Sessions")
+    sessions.wait_for(timeout=30_000)
+    # Every session of the class server, from both page servers' registries: the two students and this one.
+    wait_until(lambda: int(sessions.locator('[data-testid="stMetricValue"]').inner_text()) >= 3, timeout=30,
+               interval=0.5, what="three sessions on the operator's page")
+    assert nav.get_by_text("Operator").count() == 1  # now listed
+    table = page.locator('[data-testid="stDataFrame"]').last
+    table.wait_for(timeout=30_000)
+    page.screenshot(path=str(SHOTS / "class-server-operator.png"))
+    for p in (*students, page):
+        p.context.close()
+
+
 def test_killing_a_page_server_sends_its_users_to_another_and_they_find_their_runs(command, browser):
     page = visitor(browser)
     page.goto(command.url + "/train")
