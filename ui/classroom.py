@@ -57,11 +57,15 @@ def _session_id() -> str | None:
     return ctx.session_id if ctx is not None else None
 
 
-@st.cache_resource(show_spinner=False)
 def registry() -> SessionRegistry:
-    """This page server's registry, with its publishing thread (one per page server)."""
+    """This page server's registry (``$CVCORE_STATE_DIR/sessions``), with its publishing thread."""
     name = os.environ.get("CVCORE_PAGE_SERVER") or f"{socket.gethostname()}-{os.getpid()}"
-    reg = SessionRegistry(state_dir() / "sessions", name)
+    return _registry(str(state_dir() / "sessions"), name)
+
+
+@st.cache_resource(show_spinner=False)
+def _registry(root: str, name: str) -> SessionRegistry:
+    reg = SessionRegistry(root, name)
 
     def publish_now_and_then():
         while True:
