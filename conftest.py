@@ -76,8 +76,10 @@ def offline_weights(monkeypatch, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _workspaces_of_this_test(tmp_path, monkeypatch):
-    """Every test's workspaces in a folder of its own (the shared demo data stays in the state folder)."""
+    """Every test's workspaces, and its page server's session registry, in folders of its own (the shared demo
+    data stays in the state folder)."""
     monkeypatch.setenv("CVCORE_WORKSPACE_DIR", str(tmp_path / "workspaces"))
+    monkeypatch.setenv("CVCORE_SESSIONS_DIR", str(tmp_path / "sessions"))
     yield
 
 

@@ -1,6 +1,7 @@
 """Who is on the class server: each page server publishes its browser sessions to a shared registry.
 
-The registry is a folder in the shared state folder (``$CVCORE_STATE_DIR/sessions``). Each page server
+The registry is a folder in the shared state folder (:func:`sessions_root`: ``$CVCORE_SESSIONS_DIR``, else
+``$CVCORE_STATE_DIR/sessions``). Each page server
 keeps its own sessions in memory (:meth:`SessionRegistry.touch` on every full script run, which is a
 user's action: the pages' polling fragments do not count) and writes them to a file of its own every
 few seconds (:meth:`SessionRegistry.publish`), whole or not at all. Readers (the operator's page, the
@@ -34,9 +35,16 @@ from pathlib import Path
 from .errors import CvcoreError
 from .workspace import atomic_write
 
-__all__ = ["SessionRegistry", "STALE_S"]
+__all__ = ["SessionRegistry", "STALE_S", "sessions_root"]
 
 STALE_S = 15.0  # a page server's file older than this: that page server is gone
+
+
+def sessions_root() -> Path:
+    """The registry's folder: ``$CVCORE_SESSIONS_DIR``, else ``sessions`` in the state folder."""
+    from .workspace import state_dir
+
+    return Path(os.environ.get("CVCORE_SESSIONS_DIR") or state_dir() / "sessions")
 
 
 class SessionRegistry:

@@ -47,7 +47,8 @@ class Command:
         self.log = folder / "serve.log"
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, CVCORE_STATE_DIR=str(folder / "state"), **{MARKER: self.marker})
-        env.pop("CVCORE_WORKSPACE_DIR", None)  # the store lives in the class server's state folder
+        for name in ("CVCORE_WORKSPACE_DIR", "CVCORE_SESSIONS_DIR"):  # the store and the registry: in its state folder
+            env.pop(name, None)
         self.store = folder / "state" / "workspaces"
         self.proc = subprocess.Popen([sys.executable, "-m", "classserver", "--config", str(folder / "class.toml"),
                                       "--port", str(self.port)], cwd=ROOT, env=env, stdout=open(self.log, "w"),

@@ -5,15 +5,21 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from cvcore.sessions import SessionRegistry
-from cvcore.workspace import state_dir
+from apptest_helpers import wait_until
+from cvcore.sessions import SessionRegistry, sessions_root
 
 APP = "../app.py"
 
 
+def registry_name() -> str:
+    from ui.classroom import registry
+
+    return registry().server
+
+
 def other_page_server(n: int, name="p9", updated=None) -> None:
     """A registry file as another page server publishes it, with ``n`` sessions."""
-    reg = SessionRegistry(state_dir() / "sessions", name)
+    reg = SessionRegistry(sessions_root(), name)
     for i in range(n):
         reg.touch(f"{name}-s{i}", workspace=f"ws-{i}", user="anonymous", page="filters")
     reg.publish()
@@ -39,8 +45,11 @@ def test_a_session_is_counted_and_a_gone_page_servers_sessions_are_not(monkeypat
     other_page_server(1, name="p8")
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception and at.title[0].value == "ConvNet Explorer"
-    reg = SessionRegistry(state_dir() / "sessions", "reader")
-    assert reg.count() == 1  # p8's; this page server's own sessions are in its memory until it publishes
+    reg = SessionRegistry(sessions_root(), "reader")
+    # p8's session and this page server's own (published every few seconds); none of the dead p9's.
+    wait_until(lambda: len(reg.sessions()) == 2, timeout=20, what="this session published beside p8's",
+               details=lambda: reg.sessions())
+    assert {s["server"] for s in reg.sessions()} == {"p8", registry_name()}
     # Once in, a session stays in even when the server fills up behind it.
     other_page_server(5, name="p7")
     at.run()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cvcore.sessions import SessionRegistry
+from cvcore.sessions import SessionRegistry, sessions_root
 from cvcore.workspace import state_dir
 from ui.workspace import sign_in_configured
 
@@ -58,9 +58,9 @@ def _session_id() -> str | None:
 
 
 def registry() -> SessionRegistry:
-    """This page server's registry (``$CVCORE_STATE_DIR/sessions``), with its publishing thread."""
+    """This page server's registry (:func:`cvcore.sessions.sessions_root`), with its publishing thread."""
     name = os.environ.get("CVCORE_PAGE_SERVER") or f"{socket.gethostname()}-{os.getpid()}"
-    return _registry(str(state_dir() / "sessions"), name)
+    return _registry(str(sessions_root()), name)
 
 
 @st.cache_resource(show_spinner=False)
