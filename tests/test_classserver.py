@@ -114,6 +114,7 @@ def test_the_configuration_names_a_bad_setting_and_its_value():
     config = ClassConfig.from_dict({"class": {"session_idle_minutes": 5}, "operators": {"users": ["t@school.edu"]}})
     assert config.job_environment()["CVCORE_SESSION_IDLE_S"] == "300.0"
     assert config.operators == ("t@school.edu",)
+    assert ClassConfig.load(ROOT / "class.example.toml") == ClassConfig()  # the documented example is the defaults
 
 
 def test_two_browsers_land_on_different_page_servers_and_both_work(command, browser):
