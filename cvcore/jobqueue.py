@@ -219,7 +219,7 @@ class _Entry:
                  "ref", "fault", "run", "node", "deadline", "force_at", "warm", "usage")
 
     def __init__(self, spec):
-        self.id = uuid.uuid4().hex[:16]
+        self.id = spec.get("id") or uuid.uuid4().hex[:16]  # given: a job submitted again after Ray was lost
         self.spec = spec
         self.status = "queued"
         self.progress, self.error, self.result = {}, None, None
@@ -270,6 +270,9 @@ class JobQueue:
 
     def submit(self, spec: dict) -> dict:
         with self._lock:
+            known = self.jobs.get(spec.get("id") or "")
+            if known is not None:  # submitted again by a page server that did not hear the first answer
+                return {"job": known.public(self._position(known), not self.warmed)}
             current = self._active(spec["owner"])
             if current is not None:
                 return {"busy": current.public(self._position(current), not self.warmed)}

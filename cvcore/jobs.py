@@ -377,6 +377,9 @@ class JobClient:
         self._last_start = 0.0
         self._closed = False
         self._status = None
+        # Jobs this client submitted and last saw queued: {id: (spec, generation of the side process)}. The
+        # queue lives in Ray; when Ray is lost they are lost with it, and are submitted again once it is back.
+        self._queued: dict[str, tuple[dict, int]] = {}
         atexit.register(self.close)
 
     # -- the side process
@@ -501,27 +504,74 @@ class JobClient:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:  # a cold start: Ray may still be starting behind the side process
             try:
-                return Job.from_dict(self._call("submit", spec=spec), self)
+                generation = self._generation
+                job = self._seen(Job.from_dict(self._call("submit", spec=spec), self))
+                if job.status == "queued":
+                    with self._lock:
+                        self._queued[job.id] = ({**spec, "id": job.id}, generation)
+                return job
             except JobServiceError as err:
                 if "starting" not in str(err) or time.monotonic() > deadline:
                     raise
             time.sleep(0.25)
 
+    def _seen(self, job):
+        """Note a job's news: one no longer queued is no longer ours to submit again."""
+        if job is not None and job.status != "queued":
+            with self._lock:
+                self._queued.pop(job.id, None)
+        return job
+
+    def _resubmit_lost(self) -> None:
+        """Submit again, with their ids, the queued jobs that a lost Ray took with it (the side process has been
+        started anew since). Quietly later if the service is not ready yet."""
+        with self._lock:
+            lost = {i: spec for i, (spec, gen) in self._queued.items() if gen != self._generation}
+        for job_id, spec in lost.items():
+            try:
+                job = Job.from_dict(self._call("submit", spec=spec), self)
+            except JobBusyError:  # its owner started another job meanwhile: that one counts
+                job = None
+            except JobServiceError:
+                return
+            with self._lock:
+                if job is not None and job.status == "queued":
+                    self._queued[job_id] = (spec, self._generation)
+                else:
+                    self._queued.pop(job_id, None)
+
+    def _waiting_for_ray(self, job_id):
+        """A job of ours that was queued when Ray was lost: still queued, as far as its page knows."""
+        with self._lock:
+            entry = self._queued.get(job_id)
+        if entry is None:
+            return None
+        spec = entry[0]
+        return Job(id=job_id, owner=spec["owner"], name=spec["name"], kind=spec["kind"], status="queued",
+                   waiting="Ray is restarting: this job is submitted again as soon as it is back.", _client=self)
+
     def get(self, job_id):
-        """The job's latest news, or None (unknown id, or the service unreachable now)."""
+        """The job's latest news, or None (unknown id, or the service unreachable now). A job this client
+        submitted that was waiting in the queue when Ray was lost reads as queued, and is submitted again."""
+        self._resubmit_lost()
         try:
             found = self._call("get", job_id=job_id)
         except JobServiceError:
-            return None
-        return Job.from_dict(found, self) if found else None
+            return self._waiting_for_ray(job_id)
+        return self._seen(Job.from_dict(found, self)) if found else self._waiting_for_ray(job_id)
 
     def active_job(self, owner: str):
         """``owner``'s queued or running job, or None (also when the service is unreachable now)."""
+        self._resubmit_lost()
         try:
             found = self._call("active", owner=owner)
         except JobServiceError:
-            return None
-        return Job.from_dict(found, self) if found else None
+            found = None
+        if found:
+            return self._seen(Job.from_dict(found, self))
+        with self._lock:
+            mine = [i for i, (spec, _) in self._queued.items() if spec["owner"] == owner]
+        return self._waiting_for_ray(mine[-1]) if mine else None
 
     def jobs(self, owner: str | None = None) -> list:
         """The jobs the queue remembers, oldest first; only ``owner``'s when given.
@@ -529,7 +579,7 @@ class JobClient:
         Raises:
             JobServiceError: when the service is unreachable.
         """
-        return [Job.from_dict(d, self) for d in self._call("list", owner=owner)]
+        return [self._seen(Job.from_dict(d, self)) for d in self._call("list", owner=owner)]
 
     def stop(self, job_id: str) -> None:
         """Ask a job to stop: a queued one never starts; a running one stops at its next check (a batch),
@@ -538,6 +588,8 @@ class JobClient:
         Raises:
             JobServiceError: when the service is unreachable.
         """
+        with self._lock:
+            self._queued.pop(job_id, None)
         self._call("stop", job_id=job_id)
 
     def status(self) -> dict:
@@ -553,6 +605,8 @@ class JobClient:
         except JobServiceError as err:
             status = {"state": "unreachable", "message": str(err)}
         self._status = (now, status)
+        if status.get("state") == "ready" and self._queued:  # every page's sidebar asks: Ray is back
+            self._resubmit_lost()
         return status
 
     def close(self) -> None:

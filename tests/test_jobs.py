@@ -192,7 +192,7 @@ def _ray_head_of(process) -> list:
             if p.name() in ("gcs_server", "raylet") or "ray" in " ".join(p.cmdline()[:3])]
 
 
-def test_losing_the_ray_head_keeps_pages_serving_marks_the_run_interrupted_and_the_next_job_works(
+def test_losing_the_ray_head_keeps_pages_serving_marks_the_run_interrupted_and_requeues_the_waiting_job(
         workspace, monkeypatch):
     monkeypatch.setenv("CVCORE_HEARTBEAT_STALE_S", "3")
     c = client_for(max_running=1, address="local")
@@ -200,6 +200,8 @@ def test_losing_the_ray_head_keeps_pages_serving_marks_the_run_interrupted_and_t
         job = c.submit(workspace.id, "cvcore.job_probes:beating_run", {"workspace": workspace.ref(), "seconds": 300},
                        name="long run", kind="probe")
         wait_until(lambda: c.get(job.id).progress.get("run"), timeout=90, what="the run beating")
+        waiting = c.submit("owner-w", "cvcore.job_probes:count", {"steps": 3}, name="waiting", kind="probe")
+        assert c.get(waiting.id).status == "queued" and c.get(waiting.id).position == 1
         gate = c.process
         for proc in _ray_head_of(gate):  # the head goes, as a crashed or rebooted head node does
             proc.kill()
@@ -209,12 +211,19 @@ def test_losing_the_ray_head_keeps_pages_serving_marks_the_run_interrupted_and_t
             assert c.active_job(workspace.id) is None or c.active_job(workspace.id).id == job.id
         assert time.monotonic() - started < 20
         wait_until(lambda: gate.poll() is not None, timeout=30, what="the side process ending with its head")
+        # The waiting job reads as waiting while Ray is away (its page keeps following it) ...
+        assert c.get(waiting.id).status == "queued" and "Ray is restarting" in c.get(waiting.id).waiting
+        assert c.active_job("owner-w").id == waiting.id
         (run,) = workspace.runs()
         wait_until(lambda: workspace.status(workspace.run(run.id)) == "interrupted", timeout=20,
                    what="the run read as interrupted")
         c.get("anything")  # the next call starts a new side process, and Ray with it
         wait_ready(c)
         assert c.process is not gate
+        # ... and once Ray is back it is submitted again, with its id, and runs (the interrupted one does not).
+        again = ended(c, waiting, timeout=90)
+        assert again.id == waiting.id and again.status == "done" and again.result == 3
+        assert c.get(job.id) is None
         after = ended(c, c.submit(workspace.id, "cvcore.job_probes:count", {"steps": 2}, name="after", kind="probe"),
                       timeout=90)
         assert after.status == "done" and after.result == 2
