@@ -204,11 +204,21 @@ def cpu_used(before: dict, after: dict) -> float:
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
-def generator_procs(server: ClassServer):
-    """This process and its children (Chromium, the job client), not the class server's (they are ours too)."""
-    me = psutil.Process()
-    theirs = set(leftover_processes(server.marker))
-    return [p for p in (me, *me.children(recursive=True)) if p.pid not in theirs]
+def server_procs(server: ClassServer):
+    """The class server's processes (page servers, HAProxy, Ray's head and workers: its marker's)."""
+    found = []
+    for pid in leftover_processes(server.marker):
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.Error:
+            pass
+    return found
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all CPUs)."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
 
 
 def prime(server: ClassServer, timeout: float) -> None:
@@ -235,13 +245,14 @@ def run_load(server: ClassServer, sessions: int, browsers: int, args, shots: Pat
         t.start()
         time.sleep(args.warmup / max(1, len(threads)))
     time.sleep(min(5.0, args.warmup))
-    procs = generator_procs(server)
-    cpu0, wall0 = cpu_seconds(procs), time.monotonic()
+    cpu0, busy0, wall0 = cpu_seconds(server_procs(server)), machine_busy_seconds(), time.monotonic()
     with tally.lock:
         tally.measuring = True
     time.sleep(args.seconds)
-    generator_cpu = cpu_used(cpu0, cpu_seconds(generator_procs(server))) / (time.monotonic() - wall0) \
-        / psutil.cpu_count() * 100
+    span = (time.monotonic() - wall0) * psutil.cpu_count() / 100  # seconds of all CPUs per percent
+    server_cpu = cpu_used(cpu0, cpu_seconds(server_procs(server))) / span
+    machine_cpu = (machine_busy_seconds() - busy0) / span
+    generator_cpu = machine_cpu - server_cpu  # the machine is otherwise quiet: the rest is the load generator
     page_rss = {}
     for pid in leftover_processes(server.marker):
         try:
@@ -255,7 +266,8 @@ def run_load(server: ClassServer, sessions: int, browsers: int, args, shots: Pat
     for t in threads:
         t.join(args.timeout + 10)
     return {"sessions": sessions, "browsers": browsers, "held": len(held), "errors": list(tally.errors),
-            "loads": tally.loads, "by_page": tally.by_page, "reruns": tally.reruns, "generator_cpu": generator_cpu, "page_rss": page_rss}
+            "loads": tally.loads, "by_page": tally.by_page, "reruns": tally.reruns, "generator_cpu": generator_cpu, "server_cpu": server_cpu,
+            "machine_cpu": machine_cpu, "page_rss": page_rss}
 
 
 def report(n_servers: int, r: dict, waits: list) -> None:
@@ -272,9 +284,10 @@ def report(n_servers: int, r: dict, waits: list) -> None:
                                               for k, v in sorted(r["by_page"].items())) + ")")
     print(f"    rerun (s)     p50 {pct(reruns, 50):.2f}  p95 {pct(reruns, 95):.2f}  p99 {pct(reruns, 99):.2f}  "
           f"({len(reruns)} reruns, {len(reruns) / max(1, r['sessions']):.0f} per session)")
-    print(f"    page servers' memory: {rss}; load generator (this process and its Chromium): "
-          f"{r['generator_cpu']:.0f}% of the machine; jobs' queue waits: "
-          + ", ".join(f"{w:.1f} s" for w in waits))
+    print(f"    CPU, % of the machine: all {r['machine_cpu']:.0f}, the class server (page servers, proxy, Ray "
+          f"and the jobs) {r['server_cpu']:.0f}, the rest (this load generator and its Chromium) "
+          f"{r['generator_cpu']:.0f}")
+    print(f"    page servers' memory: {rss}; jobs' queue waits: " + ", ".join(f"{w:.1f} s" for w in waits))
     for e in r["errors"][:5]:
         print(f"    error: {e}")
 

@@ -42,6 +42,15 @@ def main(argv=None) -> int:
           f"Ctrl-C stops it.\nOperators: sign in if sign-in is on, or open {server.url}/operator and type the "
           f"token in {server.operator_token_file}.", flush=True)
     while not stop.wait(1.0):
+        if server.ray_lost():
+            print(f"The Ray head ended (exit code {server.ray_proc.returncode}); starting it again. Running jobs "
+                  f"are interrupted; waiting ones are submitted again once it is back.", flush=True)
+            try:
+                server.restart_ray()
+                print(f"The Ray head is back at {server.ray_address}.", flush=True)
+            except CvcoreError as err:
+                print(f"The Ray head did not come back: {err} Trying again in a few seconds.", flush=True)
+                stop.wait(5.0)
         for ps in server.page_servers:
             if ps.proc.poll() is not None and not getattr(ps, "reported", False):
                 ps.reported = True

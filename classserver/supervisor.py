@@ -180,7 +180,7 @@ class ClassServer:
 
     def _start_ray(self, deadline: float) -> None:
         ray = str(Path(sys.executable).with_name("ray"))
-        port = free_port()
+        port = int(self.ray_address.rsplit(":", 1)[1]) if self.ray_address else free_port()  # a restart: the same
         argv = [ray, "start", "--head", "--block", f"--port={port}", "--include-dashboard=false",
                 "--disable-usage-stats", f"--node-manager-port={free_port()}",
                 f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
@@ -229,6 +229,21 @@ class ClassServer:
             time.sleep(0.2)
 
     # ------------------------------------------------------------------ faults and stop
+    def ray_lost(self) -> bool:
+        """Whether the Ray head's process has ended."""
+        return self.ray_proc is not None and self.ray_proc.poll() is not None
+
+    def restart_ray(self, timeout: float = 120.0) -> None:
+        """Start the Ray head again at the same address (its page servers find it there). Running jobs were
+        lost with it and their runs read as interrupted; the page servers submit their waiting jobs again.
+
+        Raises:
+            ClassServerError: the head did not come back (its log is named).
+        """
+        if self.ray_proc is not None and self.ray_proc.poll() is None:
+            self.ray_proc.send_signal(signal.SIGTERM)
+            self.ray_proc.wait(30)
+        self._start_ray(time.monotonic() + timeout)
     def kill_page_server(self, name: str) -> None:
         """End one page server at once (SIGKILL), as a crash would: for tests and drills."""
         ps = next(p for p in self.page_servers if p.name == name)

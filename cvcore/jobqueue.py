@@ -122,12 +122,25 @@ class WorkerContext:
 
 
 def _lower_priority(nice: int) -> None:
+    """Yield the CPU to the page servers: this worker's nice value, and a scheduling group of its own, niced.
+
+    Linux's autogroup scheduler weighs each session as one group: a worker's nice value alone counts only
+    inside the Ray head's group, which weighs as much as a page server's (a class server starts the head in a
+    session of its own). So the worker leads a new session (its process group stays its own, as Ray's raylet
+    expects) and nices that group."""
     try:
         current = os.nice(0)
         if current < nice:
             os.nice(nice - current)
     except OSError:
         pass
+    try:
+        if os.getsid(0) != os.getpid():
+            os.setsid()
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(min(19, int(nice))))
+    except OSError:
+        pass  # no autogroup (another OS, or a kernel without it): the nice value above is what counts
 
 
 def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Event) -> None:

@@ -377,6 +377,7 @@ class JobClient:
         self._last_start = 0.0
         self._closed = False
         self._status = None
+        self._refreshing = False
         # Jobs this client submitted and last saw queued: {id: (spec, generation of the side process)}. The
         # queue lives in Ray; when Ray is lost they are lost with it, and are submitted again once it is back.
         self._queued: dict[str, tuple[dict, int]] = {}
@@ -595,16 +596,30 @@ class JobClient:
     def status(self) -> dict:
         """The service as it stands: ``state`` ("starting", "ready" or "failed"), ``message`` (what it waits
         for, or what is wrong), Ray's address and version, the cluster's resources, and the queue's counts.
-        Never raises: an unreachable service is ``state="unreachable"``. The answer is kept for a second."""
-        now = time.monotonic()
+        Never raises: an unreachable service is ``state="unreachable"``.
+
+        Every page's sidebar asks, so it never waits once there is an answer: an answer older than a second
+        is returned as it is while one thread asks the service anew behind it (only the first call waits)."""
         cached = self._status
-        if cached is not None and now - cached[0] < STATUS_TTL_S:
-            return cached[1]
+        if cached is None:
+            return self._refresh_status()
+        if time.monotonic() - cached[0] >= STATUS_TTL_S:
+            with self._lock:
+                start, self._refreshing = not self._refreshing, True
+            if start:
+                threading.Thread(target=self._refresh_status, name="job-status", daemon=True).start()
+        return cached[1]
+
+    def _refresh_status(self) -> dict:
+        now = time.monotonic()
         try:
-            status = self._call("status", timeout=5)
-        except JobServiceError as err:
-            status = {"state": "unreachable", "message": str(err)}
-        self._status = (now, status)
+            try:
+                status = self._call("status", timeout=5)
+            except JobServiceError as err:
+                status = {"state": "unreachable", "message": str(err)}
+            self._status = (now, status)
+        finally:
+            self._refreshing = False
         if status.get("state") == "ready" and self._queued:  # every page's sidebar asks: Ray is back
             self._resubmit_lost()
         return status

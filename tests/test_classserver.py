@@ -177,6 +177,22 @@ def test_the_operator_page_is_refused_to_a_non_operator_and_shows_the_whole_clas
         p.context.close()
 
 
+def test_a_lost_ray_head_is_started_again_and_the_pages_keep_serving(command, browser):
+    """The head goes (as a crash would); the command starts it again at the same address. The next test's
+    training job runs on the restarted head."""
+    head = [pid for pid in leftover_processes(command.marker)
+            if b"gcs_server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert head, "no Ray head (gcs_server) among the class server's processes"
+    for pid in head:
+        os.kill(pid, signal.SIGKILL)
+    page = visitor(browser)
+    page.goto(command.url + "/filters")  # the pages serve meanwhile
+    page.locator('[data-testid="stMetric"]').first.wait_for(timeout=60_000)
+    wait_until(lambda: "The Ray head is back" in command.output(), timeout=120, interval=0.5,
+               what="the Ray head started again", details=lambda: command.output()[-1500:])
+    page.context.close()
+
+
 def test_killing_a_page_server_sends_its_users_to_another_and_they_find_their_runs(command, browser):
     page = visitor(browser)
     page.goto(command.url + "/train")
