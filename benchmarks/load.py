@@ -42,22 +42,12 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from responsiveness import CHROMIUM, CHROMIUM_ARGS, COUNT_RUNS  # noqa: E402 (counts script runs ended)
 from wsclient import ProtocolError, ProtocolSession  # noqa: E402
 
 from classserver.config import ClassConfig, default_page_servers  # noqa: E402
-from classserver.supervisor import ClassServer, leftover_processes  # noqa: E402
+from classserver.supervisor import ClassServer, free_port, marked_processes  # noqa: E402
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Script runs the page has ended (tests/test_browser.py's counter): a rerun is timed until the next one ends.
-COUNT_RUNS = """() => {
-  window.__cvRuns = 0;
-  new MutationObserver(records => {
-    for (const r of records) if (r.oldValue === 'running') window.__cvRuns += 1;
-  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                        attributeFilter: ['data-test-script-state']});
-}"""
 IDLE = "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'"
 
 
@@ -207,7 +197,7 @@ def cpu_used(before: dict, after: dict) -> float:
 def server_procs(server: ClassServer):
     """The class server's processes (page servers, HAProxy, Ray's head and workers: its marker's)."""
     found = []
-    for pid in leftover_processes(server.marker):
+    for pid in marked_processes(server.marker):
         try:
             found.append(psutil.Process(pid))
         except psutil.Error:
@@ -254,7 +244,7 @@ def run_load(server: ClassServer, sessions: int, browsers: int, args, shots: Pat
     machine_cpu = (machine_busy_seconds() - busy0) / span
     generator_cpu = machine_cpu - server_cpu  # the machine is otherwise quiet: the rest is the load generator
     page_rss = {}
-    for pid in leftover_processes(server.marker):
+    for pid in marked_processes(server.marker):
         try:
             proc = psutil.Process(pid)
             env = proc.environ()
@@ -311,7 +301,7 @@ def main(argv=None) -> int:
           f"measured after {args.warmup:.0f} s of arrivals; page servers: {counts}", flush=True)
     for n in counts:
         state = Path(tempfile.mkdtemp(prefix="cvx-load-"))
-        config = ClassConfig(port=_free_port(), host="127.0.0.1", page_servers=n, max_sessions=10_000,
+        config = ClassConfig(port=free_port(), host="127.0.0.1", page_servers=n, max_sessions=10_000,
                              max_running=max(2, args.jobs), ray_object_store_mb=300)
         server = ClassServer(config, state=state)
         t0 = time.monotonic()
@@ -334,14 +324,6 @@ def main(argv=None) -> int:
             left = server.stop()
             print(f"  stopped{'; killed leftovers ' + str(left) if left else ': nothing left running'}", flush=True)
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

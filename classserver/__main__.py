@@ -41,6 +41,7 @@ def main(argv=None) -> int:
           f"{', '.join(ps.name for ps in server.page_servers)}; jobs on Ray at {server.ray_address}). "
           f"Ctrl-C stops it.\nOperators: sign in if sign-in is on, or open {server.url}/operator and type the "
           f"token in {server.operator_token_file}.", flush=True)
+    reported = set()  # page servers whose end was said
     while not stop.wait(1.0):
         if server.ray_lost():
             print(f"The Ray head ended (exit code {server.ray_proc.returncode}); starting it again. Running jobs "
@@ -52,8 +53,8 @@ def main(argv=None) -> int:
                 print(f"The Ray head did not come back: {err} Trying again in a few seconds.", flush=True)
                 stop.wait(5.0)
         for ps in server.page_servers:
-            if ps.proc.poll() is not None and not getattr(ps, "reported", False):
-                ps.reported = True
+            if ps.proc.poll() is not None and ps.name not in reported:
+                reported.add(ps.name)
                 print(f"Page server {ps.name} ended (exit code {ps.proc.returncode}); the proxy sends its users "
                       f"to the others. Its log: {server.logs / (ps.name + '.log')}", flush=True)
     print("Stopping ...", flush=True)

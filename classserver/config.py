@@ -139,8 +139,8 @@ class ClassConfig:
         """The number of page servers to start."""
         return self.page_servers or default_page_servers()
 
-    def job_environment(self) -> dict:
-        """The ``CVCORE_*`` variables that give every page server (and the queue) these job limits."""
+    def environment(self) -> dict:
+        """The ``CVCORE_*`` variables that give every page server (and the queue) these settings."""
         return {"CVCORE_MAX_JOBS": str(self.max_running), "CVCORE_JOB_WALL_S": str(self.wall_minutes * 60), "CVCORE_JOB_MEMORY_MB": str(self.memory_mb),
                 "CVCORE_MAX_SESSIONS": str(self.max_sessions),
                 "CVCORE_SESSION_IDLE_S": str(self.session_idle_minutes * 60),

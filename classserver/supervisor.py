@@ -32,7 +32,7 @@ from cvcore.workspace import state_dir
 from .config import ClassConfig
 from .proxy import haproxy_binary, haproxy_config
 
-__all__ = ["ClassServer", "ClassServerError", "PageServer", "leftover_processes", "MARKER"]
+__all__ = ["ClassServer", "ClassServerError", "PageServer", "free_port", "marked_processes", "MARKER"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "CVX_CLASS_SERVER"
@@ -67,7 +67,7 @@ def _healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def leftover_processes(marker_value: str) -> list[int]:
+def marked_processes(marker_value: str) -> list[int]:
     """Pids of processes (not this one) whose environment carries ``CVX_CLASS_SERVER=marker_value``."""
     needle = f"{MARKER}={marker_value}".encode() + b"\0"
     found = []
@@ -159,7 +159,7 @@ class ClassServer:
                "RAY_AUTH_TOKEN": _secret(self.folder, "ray-token"),
                # No 30 s drain on SIGTERM (Ray waits so for Serve's replicas, which the app does not run).
                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-        env.update(self.config.job_environment())
+        env.update(self.config.environment())
         env["CVCORE_OPERATOR_TOKEN_FILE"] = str(self.operator_token_file)
         return env
 
@@ -277,7 +277,7 @@ class ClassServer:
         stragglers = []
         end = time.monotonic() + 5
         while time.monotonic() < end:
-            stragglers = leftover_processes(self.marker)
+            stragglers = marked_processes(self.marker)
             if not stragglers:
                 break
             time.sleep(0.2)

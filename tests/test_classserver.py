@@ -17,7 +17,7 @@ import pytest
 from apptest_helpers import wait_until
 from classserver.config import ClassConfig, ClassConfigError
 from classserver.proxy import COOKIE, haproxy_binary
-from classserver.supervisor import MARKER, leftover_processes
+from classserver.supervisor import MARKER, marked_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -62,14 +62,14 @@ class Command:
 
     def page_server_pid(self, name: str) -> int:
         """The pid of page server ``name`` (its environment says CVCORE_PAGE_SERVER=name)."""
-        for pid in leftover_processes(self.marker):
+        for pid in marked_processes(self.marker):
             try:
                 env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             except OSError:
                 continue
             if f"CVCORE_PAGE_SERVER={name}".encode() in env and b"streamlit" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return pid
-        raise AssertionError(f"no page server {name} among {leftover_processes(self.marker)}")
+        raise AssertionError(f"no page server {name} among {marked_processes(self.marker)}")
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -82,7 +82,7 @@ def command(tmp_path_factory):
     cmd = Command(tmp_path_factory.mktemp("class"))
     yield cmd
     cmd.stop()
-    for pid in leftover_processes(cmd.marker):
+    for pid in marked_processes(cmd.marker):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -112,7 +112,7 @@ def test_the_configuration_names_a_bad_setting_and_its_value():
     with pytest.raises(ClassConfigError, match=r"unknown section \[job\]"):
         ClassConfig.from_dict({"job": {}})
     config = ClassConfig.from_dict({"class": {"session_idle_minutes": 5}, "operators": {"users": ["t@school.edu"]}})
-    assert config.job_environment()["CVCORE_SESSION_IDLE_S"] == "300.0"
+    assert config.environment()["CVCORE_SESSION_IDLE_S"] == "300.0"
     assert config.operators == ("t@school.edu",)
     assert ClassConfig.load(ROOT / "class.example.toml") == ClassConfig()  # the documented example is the defaults
 
@@ -180,7 +180,7 @@ def test_the_operator_page_is_refused_to_a_non_operator_and_shows_the_whole_clas
 def test_a_lost_ray_head_is_started_again_and_the_pages_keep_serving(command, browser):
     """The head goes (as a crash would); the command starts it again at the same address. The next test's
     training job runs on the restarted head."""
-    head = [pid for pid in leftover_processes(command.marker)
+    head = [pid for pid in marked_processes(command.marker)
             if b"gcs_server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert head, "no Ray head (gcs_server) among the class server's processes"
     for pid in head:
@@ -221,9 +221,9 @@ def test_killing_a_page_server_sends_its_users_to_another_and_they_find_their_ru
 
 
 def test_stopping_the_command_leaves_no_process_behind(command):
-    assert leftover_processes(command.marker)  # its page servers, HAProxy, Ray's head and workers
+    assert marked_processes(command.marker)  # its page servers, HAProxy, Ray's head and workers
     assert command.stop() == 0
     assert "Stopped: nothing left running." in command.output(), command.output()[-2000:]
-    assert leftover_processes(command.marker) == []
+    assert marked_processes(command.marker) == []
     with pytest.raises(OSError):
         urllib.request.urlopen(command.url + "/_stcore/health", timeout=2)

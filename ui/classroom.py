@@ -129,8 +129,11 @@ def is_operator() -> bool:
             return False
         names = {str(st.user.get(k) or "").lower() for k in ("email", "sub")} - {""}
         return bool(names & operators())
-    typed, current = st.session_state.get(OPERATOR_KEY), _token_sha256()
-    return bool(typed and current and hmac.compare_digest(typed, current))
+    typed = st.session_state.get(OPERATOR_KEY)
+    if not typed:  # most sessions: no file read on their every run (app.py asks to list the page)
+        return False
+    current = _token_sha256()
+    return bool(current and hmac.compare_digest(typed, current))
 
 
 def try_operator_token(token: str) -> bool:
