@@ -73,13 +73,38 @@ def _registry(root: str, name: str) -> SessionRegistry:
             try:
                 idle = reg.publish(alive=rt.is_active_session if rt is not None else None, idle_s=idle_seconds())
                 for session in idle if rt is not None else []:
-                    rt.close_session(session)
+                    close_idle_session(rt, session)
             except Exception:  # noqa: BLE001 - a full disk or a closing runtime: the next round tries again
                 pass
             threading.Event().wait(PUBLISH_EVERY_S)
 
     threading.Thread(target=publish_now_and_then, name="session-registry", daemon=True).start()
     return reg
+
+
+def close_idle_session(rt, session_id: str) -> None:
+    """Close a session nobody has used for the idle time-to-live: its state is freed and its place given up.
+
+    Streamlit's runtime is changed only on its event loop, so the close is scheduled there. The session's
+    websocket is closed too: a tab still open then reconnects as a new session (its page runs again from the
+    workspace) rather than staying on a dead session that ignores every click.
+    """
+    import asyncio
+
+    rt.mark_session_nonresumable(session_id)  # thread-safe: the reconnect must not resume what is closed
+    client = rt.get_client(session_id)
+    loop = rt._get_async_objs().eventloop  # no public handle on the runtime's loop in Streamlit 1.67
+
+    async def close() -> None:
+        rt.close_session(session_id)
+        socket = getattr(client, "_websocket", None)  # Streamlit's Starlette session client
+        if socket is not None:
+            try:
+                await socket.close(code=1001, reason="idle")  # 1001 going away: the browser reconnects
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    asyncio.run_coroutine_threadsafe(close(), loop)
 
 
 def _user_label() -> str:
