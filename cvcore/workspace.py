@@ -201,6 +201,8 @@ class Store:
     def _open(self, name: str, kind: str) -> "Workspace":
         path = self.root / name
         if not path.is_dir():
+            # The store's own folder may have been removed under a running server (a clean-up): made again.
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.mkdir(mode=0o700, exist_ok=True)
             meta = path / _META
             if not meta.exists():

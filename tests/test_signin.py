@@ -6,7 +6,6 @@ a workspace link is refused while sign-in is on.
 """
 import os
 import secrets
-import shutil
 from pathlib import Path
 
 import pytest
@@ -39,6 +38,7 @@ def app(provider, tmp_path_factory):
         'client_id = "convnet-explorer"\n'
         'client_secret = "not-a-secret-in-tests"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
+    server.env["CVCORE_OPERATORS"] = "Teacher@Example.org"  # the class server's [operators] users
     server.start(["--secrets.files", str(secrets_file)])
     yield server.url, server.folder / "workspaces"
     server.stop()
@@ -112,4 +112,23 @@ def test_two_users_sign_in_and_each_sees_only_their_own_runs(app, browser):
     assert len(users) == 2 and not any("alice" in p.name or "bob" in p.name for p in users)
     for ctx in (again_ctx, bob_ctx):
         ctx.close()
-    shutil.rmtree(store, ignore_errors=True)
+
+
+def test_a_signed_in_operator_has_the_operator_page_and_a_signed_in_student_is_refused_it(app, browser):
+    url, _ = app
+    teacher_ctx, teacher = sign_in(browser, url, "teacher@example.org")
+    nav = teacher.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_text("Operator").click()
+    teacher.locator('[data-testid="stMetric"]', has_text="Sessions").wait_for(timeout=60_000)
+    ready(teacher)
+    assert teacher.get_by_text("Operator token").count() == 0  # signed in: no token asked
+    teacher.screenshot(path=str(SHOTS / "signin-operator.png"))
+
+    student_ctx, student = sign_in(browser, url, "carol@example.org")
+    assert student.locator('[data-testid="stSidebarNav"]').get_by_text("Operator").count() == 0
+    student.goto(url + "/operator")  # the address typed by hand
+    student.get_by_text("This page is for the class's operators").wait_for(timeout=60_000)
+    ready(student)
+    assert student.locator('[data-testid="stMetric"]').count() == 0 and student.get_by_text("Operator token").count() == 0
+    for ctx in (teacher_ctx, student_ctx):
+        ctx.close()

@@ -46,6 +46,14 @@ def test_a_token_finds_the_same_workspace_and_names_it_only_by_a_hash(store):
     assert len(token) >= 22  # 128 bits or more, URL-safe
 
 
+def test_a_store_folder_removed_under_a_running_server_is_made_again(store):
+    import shutil
+
+    shutil.rmtree(store.root)  # an operator's clean-up while the app runs
+    ws = store.user("https://id.example", "carol")
+    assert ws.path.is_dir() and stat.S_IMODE(store.root.stat().st_mode) == 0o700
+
+
 @pytest.mark.parametrize("bad", ["", "short", "../../etc", "a" * 21, "x" * 200, "spaces are not ok here!!"])
 def test_a_malformed_token_is_refused(store, bad):
     with pytest.raises(StoreError, match="not valid"):
