@@ -36,7 +36,7 @@ _SCHEMA = {
     "server": {"host": (str, None, "0.0.0.0"), "port": (int, 1, 8501), "page_servers": (int, 0, 0),
                "tls_pem": (str, None, "")},
     "class": {"max_sessions": (int, 1, 120), "session_idle_minutes": (float, 1, 60.0)},
-    "jobs": {"max_running": (int, 1, 2), "wall_minutes": (float, 1, 120.0),
+    "jobs": {"max_running": (int, 1, 2), "per_user": (int, 1, 1), "wall_minutes": (float, 1, 120.0),
              "memory_mb": (int, 64, 4096)},
     "operators": {"users": (list, None, []), "token_file": (str, None, "")},
     "ray": {"cpus": (int, 0, 0), "object_store_mb": (int, 0, 0)},
@@ -58,6 +58,7 @@ class ClassConfig:
         max_sessions: browser sessions across the whole class server; one more sees a "full" page.
         session_idle_minutes: a session idle this long is closed (its work stays in its workspace).
         max_running: jobs running at once across the class server.
+        per_user: jobs one user (workspace) may have queued or running at once; one of them runs at a time.
         wall_minutes: each job's wall-clock limit.
         memory_mb: each job's memory cap.
         operators: signed-in users (e-mail or subject) who see the Operator page.
@@ -71,7 +72,7 @@ class ClassConfig:
         >>> ClassConfig.from_dict({"jobs": {"max_runing": 3}})
         Traceback (most recent call last):
         ...
-        classserver.config.ClassConfigError: class.toml: unknown setting [jobs] max_runing; the settings of [jobs] are max_running, wall_minutes, memory_mb.
+        classserver.config.ClassConfigError: class.toml: unknown setting [jobs] max_runing; the settings of [jobs] are max_running, per_user, wall_minutes, memory_mb.
     """
 
     host: str = "0.0.0.0"
@@ -81,6 +82,7 @@ class ClassConfig:
     max_sessions: int = 120
     session_idle_minutes: float = 60.0
     max_running: int = 2
+    per_user: int = 1
     wall_minutes: float = 120.0
     memory_mb: int = 4096
     operators: tuple = field(default_factory=tuple)
@@ -133,6 +135,9 @@ class ClassConfig:
                 values[_FIELD.get((section, key), key)] = value
         if "operators" in values:
             values["operators"] = tuple(v.strip() for v in values["operators"])
+        if values.get("tls_pem") and not Path(values["tls_pem"]).is_file():
+            raise ClassConfigError(f"class.toml: [server] tls_pem must be a PEM file with the certificate and its "
+                                   f"key; there is no file {values['tls_pem']!r}.")
         return cls(**values)
 
     def resolved_page_servers(self) -> int:
@@ -141,7 +146,8 @@ class ClassConfig:
 
     def environment(self) -> dict:
         """The ``CVCORE_*`` variables that give every page server (and the queue) these settings."""
-        return {"CVCORE_MAX_JOBS": str(self.max_running), "CVCORE_JOB_WALL_S": str(self.wall_minutes * 60), "CVCORE_JOB_MEMORY_MB": str(self.memory_mb),
+        return {"CVCORE_MAX_JOBS": str(self.max_running), "CVCORE_JOBS_PER_USER": str(self.per_user),
+                "CVCORE_JOB_WALL_S": str(self.wall_minutes * 60), "CVCORE_JOB_MEMORY_MB": str(self.memory_mb),
                 "CVCORE_MAX_SESSIONS": str(self.max_sessions),
                 "CVCORE_SESSION_IDLE_S": str(self.session_idle_minutes * 60),
                 "CVCORE_OPERATORS": ",".join(self.operators)}

@@ -117,6 +117,83 @@ def test_the_configuration_names_a_bad_setting_and_its_value():
     assert ClassConfig.load(ROOT / "class.example.toml") == ClassConfig()  # the documented example is the defaults
 
 
+def self_signed_pem(folder: Path) -> Path:
+    """A certificate for 127.0.0.1 and its key, in one PEM as HAProxy takes them."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    path = folder / "class.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return path
+
+
+def test_with_tls_the_proxy_speaks_https_only_and_its_cookie_is_secure(tmp_path):
+    """HAProxy with the configuration the class server writes for a `tls_pem`, in front of a stand-in page
+    server: HTTPS answers, with the page-server cookie Secure, HttpOnly and SameSite=Lax; plain HTTP does not."""
+    import http.server
+    import ssl
+    import threading
+
+    from classserver.proxy import haproxy_config
+
+    class PageServer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            body = b"ok" if self.path == "/_stcore/health" else b"a page server"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    with pytest.raises(ClassConfigError, match="tls_pem must be a PEM file.*no file '/nowhere.pem'"):
+        ClassConfig.from_dict({"server": {"tls_pem": "/nowhere.pem"}})
+    pem = self_signed_pem(tmp_path)
+    assert ClassConfig.from_dict({"server": {"tls_pem": str(pem)}}).tls_pem == str(pem)
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PageServer)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    port = free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(haproxy_config("127.0.0.1", port, [("p1", backend.server_port)], tls_pem=str(pem)))
+    proxy = subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
+    trusted = ssl.create_default_context(cafile=str(pem))
+
+    def answer():
+        try:
+            return urllib.request.urlopen(f"https://127.0.0.1:{port}/", context=trusted, timeout=5)
+        except OSError:
+            assert proxy.poll() is None, "HAProxy ended"
+            return None
+
+    try:
+        reply = wait_until(answer, timeout=30, interval=0.2, what="HAProxy answering over HTTPS")
+        assert reply.status == 200 and reply.read() == b"a page server"
+        cookie = reply.headers["Set-Cookie"]
+        assert cookie.startswith(f"{COOKIE}=p1") and all(a in cookie for a in ("Secure", "HttpOnly", "SameSite=Lax"))
+        with pytest.raises(OSError):  # no plain HTTP on the TLS port
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+        backend.shutdown()
+
+
 def test_two_browsers_land_on_different_page_servers_and_both_work(command, browser):
     first, second = visitor(browser), visitor(browser)
     for page in (first, second):
