@@ -36,9 +36,16 @@ class _Unavailable(Exception):
 
 
 class _Busy(Exception):
-    def __init__(self, job):
+    def __init__(self, job, count: int):
         super().__init__("busy")
-        self.job = job
+        self.job, self.count = job, count
+
+    def message(self) -> str:
+        if self.count <= 1:
+            return (f"Your workspace already has a {self.job['status']} job ({self.job['name']}); "
+                    "stop it or wait for it to end before starting another.")
+        return (f"Your workspace already has {self.count} jobs queued or running, the most this server allows "
+                "per user; stop one or wait for one to end before starting another.")
 
 
 def _log(message: str) -> None:
@@ -188,7 +195,7 @@ class Gate:
         if method == "submit":
             answer = ray.get(q.submit.remote(kw["spec"]), timeout=15)
             if "busy" in answer:
-                raise _Busy(answer["busy"])
+                raise _Busy(answer["busy"], int(answer.get("count", 1)))
             return answer["job"]
         if method == "get":
             return ray.get(q.get.remote(kw["job_id"]), timeout=10)
@@ -210,9 +217,7 @@ class Gate:
                 try:
                     answer = ("ok", self.handle(method, kw))
                 except _Busy as busy:
-                    job = busy.job
-                    answer = ("err", "busy", f"Your workspace already has a {job['status']} job ({job['name']}); "
-                                             "stop it or wait for it to end before starting another.", job)
+                    answer = ("err", "busy", busy.message(), busy.job)
                 except _Unavailable as err:
                     answer = ("err", "unavailable", str(err), None)
                 except Exception as err:  # Ray timed out or went away mid-request

@@ -4,8 +4,9 @@ Only the side process (:mod:`cvcore.jobgate`) and Ray's workers import this
 module; the page server never does.
 
 :class:`JobQueue` is one actor for the whole server, whichever page server
-submits: it keeps the jobs first in, first out, at most one queued or running
-job per owner, and at most ``max_running`` running. It starts each job as a
+submits: it keeps the jobs first in, first out, at most ``per_user`` queued or
+running jobs per owner (the job's spec carries the bound) of which one runs at
+a time, and at most ``max_running`` running. It starts each job as a
 :func:`run_job` task with the job's resource requests and watches it: Stop
 first asks (the job returns at its next check), then, after the grace period,
 cancels by force; the wall-clock limit does the same. A task that dies (its
@@ -242,8 +243,11 @@ class _Entry:
         self.warm = False
         self.usage = {}
 
-    def public(self, position=None, cold=False) -> dict:
+    def public(self, position=None, cold=False, behind=None) -> dict:
         waiting = None
+        if self.status == "queued" and behind is not None:
+            waiting = (f"Waits for your other job ({behind.spec['name']}) to end: one of your jobs runs at a time. "
+                       "It starts by itself.")
         if self.status == "running" and (not self.progress or self.progress.get("phase") == "starting"):
             waiting = ("Starting a worker process and loading TensorFlow: the first job after the server "
                        "started takes a little longer." if cold else "Starting…")
@@ -285,31 +289,30 @@ class JobQueue:
         with self._lock:
             known = self.jobs.get(spec.get("id") or "")
             if known is not None:  # submitted again by a page server that did not hear the first answer
-                return {"job": known.public(self._position(known), not self.warmed)}
-            current = self._active(spec["owner"])
-            if current is not None:
-                return {"busy": current.public(self._position(current), not self.warmed)}
+                return {"job": self._public(known)}
+            mine = self._actives(spec["owner"])
+            if len(mine) >= max(1, int(spec.get("per_user", 1))):
+                return {"busy": self._public(mine[-1]), "count": len(mine)}
             entry = _Entry(spec)
             self.jobs[entry.id] = entry
             self.queue.append(entry)
             self._prune()
             self._pump()
-            return {"job": entry.public(self._position(entry), not self.warmed)}
+            return {"job": self._public(entry)}
 
     def get(self, job_id: str):
         with self._lock:
             entry = self.jobs.get(job_id)
-            return entry.public(self._position(entry), not self.warmed) if entry else None
+            return self._public(entry) if entry else None
 
-    def active(self, owner: str):
+    def active(self, owner: str) -> list:
+        """``owner``'s queued and running jobs, oldest first."""
         with self._lock:
-            entry = self._active(owner)
-            return entry.public(self._position(entry), not self.warmed) if entry else None
+            return [self._public(e) for e in self._actives(owner)]
 
     def list(self, owner=None) -> list:
         with self._lock:
-            return [e.public(self._position(e), not self.warmed) for e in self.jobs.values()
-                    if owner is None or e.spec["owner"] == owner]
+            return [self._public(e) for e in self.jobs.values() if owner is None or e.spec["owner"] == owner]
 
     def stop(self, job_id: str) -> None:
         with self._lock:
@@ -376,11 +379,15 @@ class JobQueue:
                 entry.run = (workspace_ref, run_id)
 
     # -- internals (lock held unless said)
-    def _active(self, owner):
-        for entry in reversed(self.jobs.values()):
-            if entry.spec["owner"] == owner and entry.status in ("queued", "running"):
-                return entry
-        return None
+    def _actives(self, owner) -> list:
+        return [e for e in self.jobs.values() if e.spec["owner"] == owner and e.status in ("queued", "running")]
+
+    def _running_of(self, owner):
+        return next((e for e in self.running if e.spec["owner"] == owner), None)
+
+    def _public(self, entry) -> dict:
+        behind = self._running_of(entry.spec["owner"]) if entry.status == "queued" else None
+        return entry.public(self._position(entry), not self.warmed, behind)
 
     def _position(self, entry):
         if entry.status != "queued":
@@ -401,8 +408,12 @@ class JobQueue:
         return options
 
     def _pump(self) -> None:
-        while self.queue and len(self.running) < self.max_running:
-            entry = self.queue.popleft()
+        while len(self.running) < self.max_running:
+            # The first in line whose owner has nothing running: one job of a workspace runs at a time.
+            entry = next((e for e in self.queue if self._running_of(e.spec["owner"]) is None), None)
+            if entry is None:
+                return
+            self.queue.remove(entry)
             entry.status, entry.started = "running", time.time()
             entry.deadline = time.monotonic() + float(entry.spec["wall_s"])
             entry.warm = self.warmed

@@ -10,8 +10,9 @@ starts a new one on the next call, so the page server itself never goes down
 with Ray.
 
 One named, detached Ray actor (:mod:`cvcore.jobqueue`) holds the queue for
-every page server: first in, first out; at most one queued or running job per
-owner (a workspace); at most ``$CVCORE_MAX_JOBS`` running at once. It starts
+every page server: first in, first out; at most ``$CVCORE_JOBS_PER_USER``
+queued or running jobs per owner (a workspace), of which one runs at a time; at
+most ``$CVCORE_MAX_JOBS`` running at once. It starts
 each job as a Ray task with its resource requests (one CPU, a fraction of a GPU
 where the cluster has GPUs, its memory), watches its wall-clock limit, and
 cancels by force a job that does not stop within the grace period.
@@ -32,6 +33,9 @@ Settings (environment variables of the page server):
   unset: a local instance, started on first need.
 * ``CVCORE_MAX_JOBS``: jobs running at once across the server (default 2); the
   rest wait in the queue.
+* ``CVCORE_JOBS_PER_USER``: jobs one workspace may have queued or running at
+  once (default 1: a second waits for nothing, it is refused); they run one at
+  a time, in order.
 * ``CVCORE_JOB_MEMORY_MB``: each job's memory cap (default 4096); a job over it
   is killed and its run marked "out of memory".
 * ``CVCORE_JOB_WALL_S``: each job's wall-clock limit (default 7200 s).
@@ -72,6 +76,7 @@ KINDS = ("train", "transfer", "visualize", "background", "scan", "probe")
 # A GPU's share each kind asks for where the cluster has GPUs: several students share one card.
 GPU_FRACTIONS = {"train": 0.25, "transfer": 0.5, "visualize": 0.25, "background": 0.0, "scan": 0.0, "probe": 0.0}
 DEFAULT_MAX_JOBS = 2
+DEFAULT_JOBS_PER_USER = 1
 DEFAULT_MEMORY_MB = 4096
 DEFAULT_WALL_S = 7200.0
 DEFAULT_STOP_GRACE_S = 10.0
@@ -112,6 +117,7 @@ class JobSettings:
 
     Attributes:
         max_running: jobs running at once across the server.
+        per_user: jobs one owner may have queued or running at once (one of them runs at a time).
         memory_mb: each job's memory cap.
         wall_s: each job's wall-clock limit.
         stop_grace_s: how long a stopped job may take before it is cancelled by force.
@@ -124,6 +130,7 @@ class JobSettings:
     """
 
     max_running: int = DEFAULT_MAX_JOBS
+    per_user: int = DEFAULT_JOBS_PER_USER
     memory_mb: float = DEFAULT_MEMORY_MB
     wall_s: float = DEFAULT_WALL_S
     stop_grace_s: float = DEFAULT_STOP_GRACE_S
@@ -145,6 +152,7 @@ class JobSettings:
                                   f"(0 to 1); received {value}.")
             gpu[kind] = value
         return cls(max_running=_env_number("CVCORE_MAX_JOBS", DEFAULT_MAX_JOBS, int, 1),
+                   per_user=_env_number("CVCORE_JOBS_PER_USER", DEFAULT_JOBS_PER_USER, int, 1),
                    memory_mb=_env_number("CVCORE_JOB_MEMORY_MB", DEFAULT_MEMORY_MB, float, 64),
                    wall_s=_env_number("CVCORE_JOB_WALL_S", DEFAULT_WALL_S, float, 1),
                    stop_grace_s=_env_number("CVCORE_JOB_STOP_GRACE_S", DEFAULT_STOP_GRACE_S, float, 0),
@@ -277,7 +285,8 @@ class Job:
         result: what the function returned (small JSON), once done or stopped.
         position: 1 for the next job to start, 2 for the one after...; None unless queued.
         stop_requested: whether Stop was pressed.
-        waiting: while running with no progress yet, what it waits for (a worker starting, TensorFlow loading).
+        waiting: what it waits for: queued behind its own workspace's running job, or running with no progress yet
+            (a worker starting, TensorFlow loading).
         created, started, finished: ``time.time()`` stamps (None until then).
         node: the Ray node it ran on.
         usage: while running, what the job itself last measured: ``memory_mb`` (its memory above the
@@ -477,7 +486,7 @@ class JobClient:
         """Queue ``target(ctx, **config)`` for ``owner``; it starts as soon as a slot is free.
 
         Args:
-            owner: whose job (a workspace id): one queued or running job per owner.
+            owner: whose job (a workspace id): at most ``settings.per_user`` queued or running per owner.
             target: a cvcore function, ``"cvcore.module:function"`` (see :func:`resolve`).
             config: its keyword arguments, JSON-able.
             name: a label for people.
@@ -487,7 +496,7 @@ class JobClient:
             The new :class:`Job` (queued or running).
 
         Raises:
-            JobBusyError: when ``owner`` already has an active job (``err.job``).
+            JobBusyError: when ``owner`` already has ``settings.per_user`` active jobs (``err.job``: the newest).
             JobServiceError: when Ray cannot be reached or cannot run it (the message says why).
             CvcoreError: for a bad argument, named.
         """
@@ -501,7 +510,7 @@ class JobClient:
         spec = {"owner": owner, "target": target, "config": _check_config(config), "name": name, "kind": kind,
                 "memory_mb": self.settings.memory_mb, "wall_s": self.settings.wall_s,
                 "stop_grace_s": self.settings.stop_grace_s, "gpu": self.settings.gpu.get(kind, 0.0),
-                "nice": self.settings.nice}
+                "nice": self.settings.nice, "per_user": self.settings.per_user}
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:  # a cold start: Ray may still be starting behind the side process
             try:
@@ -561,18 +570,29 @@ class JobClient:
             return self._waiting_for_ray(job_id)
         return self._seen(Job.from_dict(found, self)) if found else self._waiting_for_ray(job_id)
 
-    def active_job(self, owner: str):
-        """``owner``'s queued or running job, or None (also when the service is unreachable now)."""
+    def active_jobs(self, owner: str) -> list:
+        """``owner``'s queued and running jobs, oldest first (empty also when the service is unreachable now;
+        then the jobs this client submitted that were waiting when Ray was lost)."""
         self._resubmit_lost()
         try:
             found = self._call("active", owner=owner)
         except JobServiceError:
             found = None
         if found:
-            return self._seen(Job.from_dict(found, self))
+            return [self._seen(Job.from_dict(d, self)) for d in found]
         with self._lock:
             mine = [i for i, (spec, _) in self._queued.items() if spec["owner"] == owner]
-        return self._waiting_for_ray(mine[-1]) if mine else None
+        return [job for job in map(self._waiting_for_ray, mine) if job is not None]
+
+    def active_job(self, owner: str):
+        """``owner``'s newest queued or running job, or None (see :meth:`active_jobs`)."""
+        found = self.active_jobs(owner)
+        return found[-1] if found else None
+
+    def has_room(self, owner: str, active=None) -> bool:
+        """Whether ``owner`` may submit another job now (fewer than ``settings.per_user`` active; ``active``:
+        :meth:`active_jobs`' answer when the caller has it)."""
+        return len(self.active_jobs(owner) if active is None else active) < self.settings.per_user
 
     def jobs(self, owner: str | None = None) -> list:
         """The jobs the queue remembers, oldest first; only ``owner``'s when given.

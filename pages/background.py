@@ -22,7 +22,7 @@ from cvcore.folders import ImageDataset, scan_image_folder
 from ui import datasets, plots
 from ui.common import show_error, wide_layout
 from ui.image_source import pick_image
-from ui.jobs import count_progress, job_view
+from ui.jobs import count_progress, job_view, page_job, room_caption
 from ui.workspace import job_owner
 
 COLUMNS = ("R", "G", "B", "threshold")
@@ -311,9 +311,9 @@ def use_cleaned(dest, from_ds) -> None:
 
 
 ds = datasets.current_dataset()
-active = manager.active_job(job_owner())  # one job at a time per workspace, whichever tab or page started it
-if active is not None and active.kind == "background" and JOB_KEY not in st.session_state:
-    st.session_state[JOB_KEY] = active.id  # a reload, or a second tab: follow the workspace's folder run
+own, others, room = page_job(manager, job_owner(), lambda job: job.kind == "background")
+if own is not None and JOB_KEY not in st.session_state:
+    st.session_state[JOB_KEY] = own.id  # a reload, or a second tab: follow the workspace's folder run
     if ds is not None and hasattr(ds, "save"):
         st.session_state["bg_from"] = ds
 if ds is None:
@@ -324,8 +324,10 @@ else:
                 f"parameters as above: {bg.METHOD_TITLES[method]}, median blur {int(median)}.")
     st.button("Remove the background of every image", type="primary", icon=":material/play_arrow:",
               key="bg_folder_run", on_click=start_folder_run, args=(ds, method, params, int(median)),
-              disabled=not valid or active is not None or not ds.files,
+              disabled=not valid or own is not None or not room or not ds.files,
               help="Runs in the background with a progress bar and a Stop button; you can keep using the page.")
+    if own is None and others:
+        st.caption(room_caption(manager, others, room))
 if st.session_state.get("bg_submit_error"):
     st.error(st.session_state.pop("bg_submit_error"), icon=":material/error:")
 

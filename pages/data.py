@@ -23,7 +23,7 @@ from cvcore.jobs import JobBusyError
 from cvcore.workspace import QuotaExceededError, state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
-from ui.jobs import count_progress, job_view
+from ui.jobs import count_progress, job_view, page_job
 from ui.runs import quota_error
 from ui.datasets import (clear_dataset, current_dataset, manifest_path, server_folders, session_workspace, set_dataset,
                          thumbnails)
@@ -176,8 +176,8 @@ def scan_again():
 
 def running_scan():
     """The workspace's scan job still running (a reload, or another tab started it), as a note to follow, or None."""
-    active = jobs.default_manager().active_job(job_owner())
-    if active is None or active.kind != "scan":
+    active, _, _ = page_job(jobs.default_manager(), job_owner(), lambda job: job.kind == "scan")
+    if active is None:
         return None
     note = session_workspace().read_json(SCAN_NOTE)
     return note if isinstance(note, dict) and note.get("id") == active.id else None

@@ -19,7 +19,7 @@ from cvcore.workspace import QuotaExceededError
 from ui import plots
 from ui.common import dataset, drawn_digit, show_error, wide_layout
 from ui.diagram import model_dot
-from ui.jobs import job_view, live_learning_curves, run_ended
+from ui.jobs import job_view, live_learning_curves, page_job, room_caption, run_ended
 from ui.model_builder import LAYERS_KEY, layer_stack_editor, load_stack
 from ui.runs import STATUS_TEXT, manage_run, quota_error, run_evaluation, run_model
 from ui.workspace import current_workspace
@@ -158,9 +158,9 @@ fast = t3.toggle("Fast", value=True, key="trn_fast",
                       "tf.data pipeline: the same updates, much less overhead. Stop then acts at the end of a chunk.")
 seed = int(t4.number_input("Seed", 0, 2**31 - 1, 0, key="trn_seed", help="The same seed gives the same run."))
 
-active = manager.active_job(ws.id)  # one job at a time per workspace, whichever tab or page started it
-if active is not None and active.name.startswith(JOB_PREFIX) and JOB_KEY not in st.session_state:
-    st.session_state[JOB_KEY] = active.id  # a reload, or a second tab: follow the workspace's running run
+own, others, room = page_job(manager, ws.id, lambda job: job.name.startswith(JOB_PREFIX))
+if own is not None and JOB_KEY not in st.session_state:
+    st.session_state[JOB_KEY] = own.id  # a reload, or a second tab: follow the workspace's training run
 config = RunConfig(spec=spec, dataset=used, n_train=int(n_train), n_val=int(n_val), optimizer=optimizer,
                    epochs=epochs, batch_size=int(batch_size), fast=fast, seed=seed)
 
@@ -179,8 +179,10 @@ def start_training() -> None:
 
 
 st.button("Train", type="primary", icon=":material/play_arrow:", key="trn_train", on_click=start_training,
-          disabled=not trainable or active is not None,
+          disabled=not trainable or own is not None or not room,
           help="Runs in the background: you can keep using the page, and other people's sessions are not blocked.")
+if own is None and others:
+    st.caption(room_caption(manager, others, room))
 submit_error = st.session_state.pop("trn_submit_error", None)
 if isinstance(submit_error, QuotaExceededError):
     quota_error(ws, submit_error, "trn")

@@ -22,7 +22,7 @@ from cvcore.workspace import QuotaExceededError, state_dir
 from ui import plots
 from ui.common import show_error, wide_layout
 from ui.datasets import current_dataset, demo_dataset, session_workspace, thumbnails
-from ui.jobs import job_view, live_learning_curves, run_ended
+from ui.jobs import job_view, live_learning_curves, page_job, room_caption, run_ended
 from ui.runs import STATUS_TEXT, manage_run, quota_error, run_arrays, run_evaluation
 
 JOB_KEY = "tl_job_id"
@@ -272,9 +272,9 @@ config = TransferConfig(mode=mode, base=base, image_size=side, weights=weights, 
                         finetune_layers=int(finetune_layers or summary["default_finetune_layers"]),
                         finetune_epochs=finetune_epochs, finetune_learning_rate=finetune_lr,
                         max_per_class=max_per_class, seed=seed)
-active = manager.active_job(ws.id)  # one job at a time per workspace, whichever tab or page started it
-if active is not None and active.name.startswith(JOB_PREFIX) and JOB_KEY not in st.session_state:
-    st.session_state[JOB_KEY] = active.id  # a reload, or a second tab: follow the workspace's running run
+own, others, room = page_job(manager, ws.id, lambda job: job.name.startswith(JOB_PREFIX))
+if own is not None and JOB_KEY not in st.session_state:
+    st.session_state[JOB_KEY] = own.id  # a reload, or a second tab: follow the workspace's transfer run
 cache_dir = state_dir() / "features"
 
 
@@ -302,10 +302,10 @@ def start() -> None:
 
 c1, c2 = st.columns([1, 4], vertical_alignment="center")
 c1.button("Train", type="primary", icon=":material/play_arrow:", key="tl_train", on_click=start,
-          disabled=active is not None,
+          disabled=own is not None or not room,
           help="Runs in the background: the page stays usable and other sessions are not blocked.")
-if active is not None and active.id != st.session_state.get(JOB_KEY):
-    c2.caption(f"Another job of your workspace is running ({active.name}); it must end first.")
+if own is None and others:
+    c2.caption(room_caption(manager, others, room))
 submit_error = st.session_state.pop("tl_submit_error", None)
 if isinstance(submit_error, QuotaExceededError):
     quota_error(ws, submit_error, "tl")

@@ -29,7 +29,7 @@ from ui import plots
 from ui.common import dataset, show_error, wide_layout
 from ui.image_source import pick_image
 from ui.runs import quota_error, run_arrays, run_model
-from ui.jobs import count_progress, job_view
+from ui.jobs import count_progress, job_view, page_job
 from ui.workspace import current_workspace, job_owner
 
 JOB_KEY = "vis_job"  # {"id", "key", "label", "unit", "on_stop", "folder"} of the running visualization job
@@ -332,8 +332,8 @@ def submit(key, label, technique, params, *, model_ref, image=None, unit="steps"
                                  "folder": str(folder) if folder is not None else None}
 
 
-followed = manager.active_job(job_owner())  # one job at a time per workspace, whichever tab or page started it
-if followed is not None and followed.kind == "visualize" and JOB_KEY not in st.session_state:
+followed, _, _ = page_job(manager, job_owner(), lambda job: job.kind == "visualize")
+if followed is not None and JOB_KEY not in st.session_state:
     # A reload, or a second tab: follow the workspace's running picture (its key is the job's own: the
     # picture is read from the workspace when its view asks for it).
     st.session_state[JOB_KEY] = {"id": followed.id, "key": None, "label": followed.name, "unit": "steps",

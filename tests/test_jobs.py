@@ -91,6 +91,29 @@ def test_the_queue_is_first_in_first_out_with_one_job_per_owner():
         c.close()
 
 
+def test_a_user_may_queue_up_to_per_user_jobs_which_run_one_at_a_time_in_order():
+    """CVCORE_JOBS_PER_USER: "a" may have 2 jobs queued or running, never 2 running at once (one workspace, one
+    running job), a third is refused; another user's job goes past "a"'s waiting one when a slot is free."""
+    c = client_for(max_running=2, per_user=2)
+    try:
+        a1 = c.submit("a", "cvcore.job_probes:count", {"steps": 30, "delay": 0.05}, name="a1", kind="probe")
+        a2 = c.submit("a", "cvcore.job_probes:count", {"steps": 2}, name="a2", kind="probe")
+        with pytest.raises(JobBusyError, match="2 jobs queued or running, the most this server allows per user"):
+            c.submit("a", "cvcore.job_probes:count", {}, name="a3", kind="probe")
+        waiting = c.get(a2.id)
+        assert waiting.status == "queued" and "Waits for your other job (a1) to end" in waiting.waiting
+        b1 = c.submit("b", "cvcore.job_probes:count", {"steps": 2}, name="b1", kind="probe")
+        assert [j.id for j in c.active_jobs("a")] == [a1.id, a2.id] and c.active_job("a").id == a2.id
+        assert not c.has_room("a") and c.has_room("b")
+        ends = {j.name: ended(c, j) for j in (a1, a2, b1)}
+        assert {j.status for j in ends.values()} == {"done"}
+        assert ends["b1"].started < ends["a1"].finished  # the free slot went to b, past a's waiting job
+        assert ends["a1"].finished <= ends["a2"].started  # a's jobs one at a time, in order
+        assert c.has_room("a") and c.active_jobs("a") == []
+    finally:
+        c.close()
+
+
 def test_stop_ends_a_running_job_at_its_next_check_within_three_seconds(client):
     job = client.submit("owner-s", "cvcore.job_probes:count", {"steps": 10_000, "delay": 0.02}, name="long",
                         kind="probe")
@@ -175,8 +198,10 @@ def test_bad_submissions_are_refused_up_front(client):
 def test_settings_come_from_the_environment_and_bad_values_are_named(monkeypatch):
     monkeypatch.setenv("CVCORE_MAX_JOBS", "3")
     monkeypatch.setenv("CVCORE_GPU_TRAIN", "0.5")
+    monkeypatch.setenv("CVCORE_JOBS_PER_USER", "3")
     settings = JobSettings.from_env()
     assert settings.max_running == 3 and settings.gpu["train"] == 0.5 and settings.gpu["transfer"] == 0.5
+    assert settings.per_user == 3 and JobSettings().per_user == 1
     monkeypatch.setenv("CVCORE_JOB_MEMORY_MB", "lots")
     with pytest.raises(CvcoreError, match="CVCORE_JOB_MEMORY_MB.*'lots'"):
         JobSettings.from_env()

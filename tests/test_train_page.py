@@ -161,6 +161,34 @@ def test_stop_ends_a_run_early_and_keeps_it():
     assert table["verdict"].iloc[0].endswith("(stopped)")
 
 
+def test_the_workspaces_other_job_blocks_train_or_with_two_per_user_queues_it(monkeypatch):
+    """One job per workspace by default (Train is off, and says why); with CVCORE_JOBS_PER_USER=2 the run is
+    queued behind the workspace's other job, says so, and runs once that one has ended."""
+    import dataclasses
+
+    manager = jobs.default_manager()
+    at = small_digits_run(run_page(), epochs=1)
+    other = manager.submit(workspace_of(at).id, "cvcore.job_probes:count", {"steps": 600, "delay": 0.1},
+                           name="Score-CAM", kind="probe")
+    try:
+        at.run()
+        captions = lambda: " ".join(c.value for c in at.caption)  # noqa: E731
+        assert at.button(key="trn_train").disabled and "other job (Score-CAM) must end first" in captions()
+
+        monkeypatch.setattr(manager, "settings", dataclasses.replace(manager.settings, per_user=2))
+        at.run()
+        assert not at.button(key="trn_train").disabled and "runs first; this one waits for it" in captions()
+        at.button(key="trn_train").click().run()
+        queued = manager.get(at.session_state["trn_job_id"])
+        assert queued.status == "queued" and "Waits for your other job (Score-CAM) to end" in queued.waiting
+        assert any("Waits for your other job (Score-CAM)" in i.value for i in at.info)
+        assert at.button(key="trn_train").disabled  # the page follows one run at a time
+        manager.stop(other.id)
+        assert wait_for_runs(at, 1)
+    finally:
+        manager.stop(other.id)
+
+
 def test_a_model_file_with_code_is_refused_on_the_page(tmp_path):
     at = small_digits_run(run_page(), epochs=1)
     inputs = keras.Input((28, 28, 1))

@@ -28,7 +28,7 @@ def job_view(job, *, key: str, describe, on_end, stop_help: str = "", curves=Non
     progress = job.progress or {}
     if job.status == "queued":
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
-        c1.info(f"Queued behind other users' work: position {job.queue_position()}. It starts by itself.",
+        c1.info(job.waiting or f"Queued behind other users' work: position {job.queue_position()}. It starts by itself.",
                 icon=":material/hourglass_top:")
         c2.button("Stop", icon=":material/stop:", key=f"{key}_stop_queued", on_click=job.stop,
                   help="Takes it out of the queue: it never starts.")
@@ -48,6 +48,37 @@ def job_view(job, *, key: str, describe, on_end, stop_help: str = "", curves=Non
     if not job.active:
         on_end(job)
         st.rerun()
+
+
+def page_job(manager, owner: str, mine):
+    """What a page that starts jobs needs to know of its workspace's jobs (one workspace may have
+    ``manager.settings.per_user`` queued or running, one running at a time, whichever page started them).
+
+    Args:
+        manager: the :class:`cvcore.jobs.JobClient`.
+        owner: the workspace's id.
+        mine: ``mine(job)`` tells this page's kind of job from the others.
+
+    Returns:
+        ``(own, others, room)``: this page's newest active job or None (to follow after a reload), the
+        workspace's other active jobs, and whether one more may be submitted.
+    """
+    active = manager.active_jobs(owner)
+    own = next((job for job in reversed(active) if mine(job)), None)
+    return own, [job for job in active if job is not own], manager.has_room(owner, active)
+
+
+def room_caption(manager, others, room: bool) -> str:
+    """A line under a page's start button when the workspace's other jobs decide what pressing it does."""
+    if not others:
+        return ""
+    names = ", ".join(job.name for job in others)
+    if not room:
+        limit = manager.settings.per_user
+        return (f"Your workspace's other job ({names}) must end first." if limit == 1 else
+                f"Your workspace has {len(others)} jobs queued or running ({names}), the most this server allows "
+                "per user; one must end first.")
+    return f"Your workspace's other job ({names}) runs first; this one waits for it in the queue."
 
 
 def count_progress(unit: str, label: str = ""):
