@@ -591,7 +591,8 @@ class Workspace:
             zf.writestr("history.json", json.dumps(rec.history, indent=1))
             for path in sorted(folder.iterdir()):
                 if path.suffix in (".keras", ".npz") and not path.name.startswith("."):
-                    zf.write(path, path.name)
+                    # A .keras file is a zip already: stored as it is (deflating it again took seconds, for nothing).
+                    zf.write(path, path.name, zipfile.ZIP_STORED if path.suffix == ".keras" else zipfile.ZIP_DEFLATED)
             for name, text in (extra or {}).items():
                 zf.writestr(name, text)
         return buf.getvalue()

@@ -391,7 +391,8 @@ def run_script():
 def files_view():
     script = run_script()
     if model is not None:
-        st.download_button("Download the model (.keras)", ws.model_path(run.id).read_bytes(), f"{run.name}.keras",
+        model_file = ws.model_path(run.id)  # read when the button is pressed, not on every rerun
+        st.download_button("Download the model (.keras)", model_file.read_bytes, f"{run.name}.keras",
                            mime="application/zip", key="trn_dl_model", icon=":material/save:")
     if script is None:
         st.caption("This model was loaded from a file: there is no training script to export.")
