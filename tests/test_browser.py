@@ -146,7 +146,14 @@ def rerun(pg, action):
     to be ready: never a page read before the rerun has even started."""
     runs = pg.evaluate("() => window.__cvRuns")
     action()
-    pg.wait_for_function("n => window.__cvRuns > n", arg=runs, timeout=60_000, polling=50)
+    try:
+        pg.wait_for_function("n => window.__cvRuns > n", arg=runs, timeout=60_000, polling=50)
+    except playwright.TimeoutError:  # say what the page was doing, with a picture, rather than only that it timed out
+        state = pg.evaluate("() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+                            " return a ? [a.dataset.testConnectionState, a.dataset.testScriptState, window.__cvRuns,"
+                            " location.pathname] : null; }")
+        shoot(pg, "rerun-timeout")
+        pytest.fail(f"no script run ended within 60 s of the action; page (connection, script, runs, path): {state}")
     wait_ready(pg)
 
 
