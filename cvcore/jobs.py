@@ -578,6 +578,8 @@ class JobClient:
             found = self._call("active", owner=owner)
         except JobServiceError:
             found = None
+        if isinstance(found, dict):  # a queue actor of the previous code, kept while it holds jobs: one job
+            found = [found]
         if found:
             return [self._seen(Job.from_dict(d, self)) for d in found]
         with self._lock:
