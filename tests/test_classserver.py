@@ -120,12 +120,12 @@ def test_the_configuration_names_a_bad_setting_and_its_value():
 def self_signed_pem(folder: Path) -> Path:
     """A certificate for 127.0.0.1 and its key, in one PEM as HAProxy takes them."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])

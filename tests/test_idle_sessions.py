@@ -2,11 +2,10 @@
 ``CVCORE_SESSION_IDLE_S`` is closed (its state freed, its place in the registry given up); the tab, still
 open, reconnects by itself and takes a place again with its next click, which works: never a dead page that
 ignores clicks."""
-import json
-
 import pytest
 
 from apptest_helpers import wait_until
+from cvcore.sessions import SessionRegistry
 from test_browser import CHROMIUM, COUNT_RUNS, AppServer, rerun, wait_ready  # noqa: F401 (skips without Chromium)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -16,13 +15,8 @@ IDLE_S = 8  # a page's first run on a cold server (TensorFlow loading) takes lon
 
 
 def registered(sessions_dir) -> list[dict]:
-    found = []
-    for path in sessions_dir.glob("*.json"):
-        try:
-            found.extend(json.loads(path.read_text())["sessions"])
-        except (OSError, ValueError, KeyError):
-            pass  # being replaced: the next look sees it whole
-    return found
+    """The class server's live sessions, as the Operator page reads them (the registry's own reader)."""
+    return SessionRegistry(sessions_dir, "test-reader").sessions()
 
 
 def test_an_idle_session_is_closed_and_its_open_tab_comes_back_as_a_new_working_session(tmp_path):

@@ -69,9 +69,8 @@ def page_job(manager, owner: str, mine):
 
 
 def room_caption(manager, others, room: bool) -> str:
-    """A line under a page's start button when the workspace's other jobs decide what pressing it does."""
-    if not others:
-        return ""
+    """A line under a page's start button when the workspace's ``others`` (active jobs, at least one) decide
+    what pressing it does."""
     names = ", ".join(job.name for job in others)
     if not room:
         limit = manager.settings.per_user
