@@ -40,9 +40,10 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 
-from responsiveness import CHROMIUM, CHROMIUM_ARGS, COUNT_RUNS  # noqa: E402 (counts script runs ended)
+from responsiveness import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from pagewatch import COUNT_RUNS  # noqa: E402 (counts script runs ended)
 from wsclient import ProtocolError, ProtocolSession  # noqa: E402
 
 from classserver.config import ClassConfig, default_page_servers  # noqa: E402

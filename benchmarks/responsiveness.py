@@ -17,8 +17,8 @@ workers import TensorFlow), so that the idle baseline is idle. Then, ``--repeats
     overlap;
   - Filters rerun: ``--reruns`` times (default 12), in one open Filters page, a click that flips the
     Padding radio (valid / same); seconds from the click (a capture listener's timestamp in the
-    page) until that script run has ended (``data-test-script-state`` leaving ``running``, seen by
-    a MutationObserver: tests/test_browser.py's run counter), in the page's own clock;
+    page) until that script run has ended (its ``script_finished`` message arrived on the page's
+    websocket and the page drew a frame: tests/pagewatch.py's run counter), in the page's own clock;
   - health: all along, ``GET /_stcore/health`` every 0.25 s on a new connection, its latency
     (a probe that fails or takes over 5 s counts as 5 s, and is counted);
   - CPU, every 0.5 s from /proc (psutil): the page server's own process (the Streamlit process
@@ -87,6 +87,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NCPU = psutil.cpu_count() or 1
 
+sys.path.insert(0, str(ROOT / "tests"))
+from pagewatch import CLEAR_MARKS, COUNT_RUNS, QUIET_MS, READY  # noqa: E402 (the page's view, shared with the tests)
+
 HEALTH_EVERY_S = 0.25
 HEALTH_TIMEOUT_S = 5.0
 CPU_EVERY_S = 0.5
@@ -106,46 +109,6 @@ TARGETS = {  # metric: (statistic judged, limit, words)
     "server": ("mean", 35.0, "mean <= 35%"),
 }
 
-# tests/test_browser.py's READY: connected, a script run has finished, no skeleton or spinner, held QUIET_MS.
-READY = """quiet => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const ready = !!app && app.dataset.testScriptState === 'notRunning'
-    && app.dataset.testConnectionState === 'CONNECTED'
-    && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]');
-  const now = performance.now();
-  if (!ready) { window.__cvReadySince = null; return false; }
-  if (window.__cvReadySince == null) window.__cvReadySince = now;
-  return now - window.__cvReadySince >= quiet;
-}"""
-QUIET_MS = 300
-
-# tests/test_browser.py's COUNT_RUNS (script runs ended: data-test-script-state leaving 'running'), plus the
-# page-clock time of the first click and of the first run's end since the benchmark last cleared them, and
-# (for a page load's breakdown) when the websocket first said CONNECTED and when the first script run began.
-COUNT_RUNS = """() => {
-  window.__cvRuns = 0; window.__cvClickAt = null; window.__cvRunEndAt = null;
-  window.__cvConnectedAt = null; window.__cvFirstRunAt = null;
-  new MutationObserver(records => {
-    const now = performance.now();
-    for (const r of records) {
-      const value = r.target.getAttribute(r.attributeName);
-      if (r.attributeName === 'data-test-connection-state') {
-        if (value === 'CONNECTED' && window.__cvConnectedAt == null) window.__cvConnectedAt = now;
-        continue;
-      }
-      if ((value === 'running' || r.oldValue === 'running') && window.__cvFirstRunAt == null) window.__cvFirstRunAt = now;
-      if (r.oldValue === 'running') {
-        window.__cvRuns += 1;
-        if (window.__cvRunEndAt == null) window.__cvRunEndAt = now;
-      }
-    }
-  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                        attributeFilter: ['data-test-script-state', 'data-test-connection-state']});
-  window.addEventListener('click', () => {
-    if (window.__cvClickAt == null) window.__cvClickAt = performance.now();
-  }, true);
-}"""
-CLEAR_MARKS = "() => { window.__cvClickAt = null; window.__cvRunEndAt = null; return window.__cvRuns; }"
 METRIC = '[data-testid="stMetric"]'
 SESSION = re.compile(r"session_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d+_\d+")
 

@@ -30,30 +30,7 @@ if not Path(CHROMIUM).exists() or not shutil.which("streamlit", path=str(Path(sy
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-# Ready: connected, a script run has finished (not merely none begun yet), and no skeleton or spinner
-# shows. Held for QUIET_MS, so that a rerun sent an instant ago has had time to begin.
-READY = """quiet => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const ready = !!app && app.dataset.testScriptState === 'notRunning'
-    && app.dataset.testConnectionState === 'CONNECTED'
-    && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]');
-  const now = performance.now();
-  if (!ready) { window.__cvReadySince = null; return false; }
-  if (window.__cvReadySince == null) window.__cvReadySince = now;
-  return now - window.__cvReadySince >= quiet;
-}"""
-QUIET_MS = 300
-
-# Counts the script runs the page has ended (full reruns and fragments), so that a test can wait for the
-# rerun its own click caused rather than for a fixed time. Each attribute change is a record of its own,
-# with the value before it: a run that began and ended before the observer's callback still counts.
-COUNT_RUNS = """() => {
-  window.__cvRuns = 0;
-  new MutationObserver(records => {
-    for (const r of records) if (r.oldValue === 'running') window.__cvRuns += 1;
-  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
-                        attributeFilter: ['data-test-script-state']});
-}"""
+from pagewatch import COUNT_RUNS, QUIET_MS, READY  # noqa: E402 (the page's own view: runs ended, ready)
 
 
 def free_port() -> int:

@@ -27,7 +27,8 @@ if haproxy_binary() is None:
         raise RuntimeError("CI needs HAProxy; `bash scripts/setup.sh --dev` installs it.")
     pytest.skip("no HAProxy (apt-get install haproxy)", allow_module_level=True)
 
-from test_browser import CHROMIUM, COUNT_RUNS, SHOTS, free_port, playwright, train_digits_one_epoch, wait_ready  # noqa: E402
+from pagewatch import COUNT_RUNS  # noqa: E402
+from test_browser import CHROMIUM, SHOTS, free_port, playwright, train_digits_one_epoch, wait_ready  # noqa: E402
 
 CLASS_TOML = """
 [server]

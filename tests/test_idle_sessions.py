@@ -6,7 +6,8 @@ import pytest
 
 from apptest_helpers import wait_until
 from cvcore.sessions import SessionRegistry
-from test_browser import CHROMIUM, COUNT_RUNS, AppServer, rerun, wait_ready  # noqa: F401 (skips without Chromium)
+from pagewatch import COUNT_RUNS
+from test_browser import CHROMIUM, AppServer, rerun, wait_ready  # noqa: F401 (skips without Chromium)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 playwright = pytest.importorskip("playwright.sync_api")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, READY, AppServer, free_port, train_digits_one_epoch  # noqa: F401  (skips where Chromium is missing)
+from pagewatch import READY
+from test_browser import CHROMIUM, AppServer, free_port, train_digits_one_epoch  # noqa: F401  (skips where Chromium is missing)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "build" / "screenshots"))
