@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvcore.errors import CvcoreError
+from cvcore.jobs import cpus_per_job
 
 __all__ = ["ClassConfig", "ClassConfigError", "default_page_servers"]
 
@@ -37,13 +38,13 @@ _SCHEMA = {
                "tls_pem": (str, None, "")},
     "class": {"max_sessions": (int, 1, 120), "session_idle_minutes": (float, 1, 60.0)},
     "jobs": {"max_running": (int, 1, 2), "per_user": (int, 1, 1), "wall_minutes": (float, 1, 120.0),
-             "memory_mb": (int, 64, 4096)},
+             "memory_mb": (int, 64, 4096), "cpus": (int, 0, 0)},
     "operators": {"users": (list, None, []), "token_file": (str, None, "")},
     "ray": {"cpus": (int, 0, 0), "object_store_mb": (int, 0, 0)},
 }
 
 
-_FIELD = {("operators", "users"): "operators", ("ray", "cpus"): "ray_cpus",
+_FIELD = {("operators", "users"): "operators", ("ray", "cpus"): "ray_cpus", ("jobs", "cpus"): "job_cpus",
           ("ray", "object_store_mb"): "ray_object_store_mb"}  # where a key's name differs from the field's
 
 
@@ -61,6 +62,8 @@ class ClassConfig:
         per_user: jobs one user (workspace) may have queued or running at once; one of them runs at a time.
         wall_minutes: each job's wall-clock limit.
         memory_mb: each job's memory cap.
+        job_cpus: the CPUs each job asks for, and its TensorFlow's threads; 0: the Ray head's CPUs shared
+            among ``max_running`` jobs, at least one.
         operators: signed-in users (e-mail or subject) who see the Operator page.
         token_file: where the operator token is kept when sign-in is off (default: in the state folder).
         ray_cpus: CPUs the Ray head offers to jobs; 0: all of the machine's.
@@ -72,7 +75,7 @@ class ClassConfig:
         >>> ClassConfig.from_dict({"jobs": {"max_runing": 3}})
         Traceback (most recent call last):
         ...
-        classserver.config.ClassConfigError: class.toml: unknown setting [jobs] max_runing; the settings of [jobs] are max_running, per_user, wall_minutes, memory_mb.
+        classserver.config.ClassConfigError: class.toml: unknown setting [jobs] max_runing; the settings of [jobs] are max_running, per_user, wall_minutes, memory_mb, cpus.
     """
 
     host: str = "0.0.0.0"
@@ -85,6 +88,7 @@ class ClassConfig:
     per_user: int = 1
     wall_minutes: float = 120.0
     memory_mb: int = 4096
+    job_cpus: int = 0
     operators: tuple = field(default_factory=tuple)
     token_file: str = ""
     ray_cpus: int = 0
@@ -148,6 +152,8 @@ class ClassConfig:
         """The ``CVCORE_*`` variables that give every page server (and the queue) these settings."""
         return {"CVCORE_MAX_JOBS": str(self.max_running), "CVCORE_JOBS_PER_USER": str(self.per_user),
                 "CVCORE_JOB_WALL_S": str(self.wall_minutes * 60), "CVCORE_JOB_MEMORY_MB": str(self.memory_mb),
+                "CVCORE_JOB_CPUS": str(cpus_per_job(self.job_cpus, self.max_running, local=True,
+                                                    machine_cpus=self.ray_cpus or None)),
                 "CVCORE_MAX_SESSIONS": str(self.max_sessions),
                 "CVCORE_SESSION_IDLE_S": str(self.session_idle_minutes * 60),
                 "CVCORE_OPERATORS": ",".join(self.operators)}

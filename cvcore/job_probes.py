@@ -29,8 +29,11 @@ def probe(ctx, store_root: str | None = None) -> dict:
     out = {"python": "%d.%d" % sys.version_info[:2], "pid": os.getpid(), "cvcore": os.path.dirname(cvcore.__file__),
            "store_exists": bool(store_root) and os.path.isdir(store_root)}
     ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():  # in a Ray worker: which node
-        out["node"] = ray.get_runtime_context().get_node_id()
+    if ray is not None and ray.is_initialized():  # in a Ray worker: which node, what it was given
+        context = ray.get_runtime_context()
+        out["node"] = context.get_node_id()
+        out["cpus"] = context.get_assigned_resources().get("CPU", 0)
+        out["tensorflow_threads"] = os.environ.get("TF_NUM_INTRAOP_THREADS")
     return out
 
 

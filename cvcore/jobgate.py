@@ -117,8 +117,14 @@ class Gate:
         self.state, self.message = "ready", ""
         _log(f"ready: Ray {ray.__version__} at {self.info['address']}, {self.info['resources'].get('CPU', 0):g} CPUs")
 
+    def _cpus(self) -> int:
+        from .jobs import cpus_per_job
+
+        return cpus_per_job(int(self.settings.get("cpus", 0)), int(self.settings["max_running"]),
+                            local=not self.address)
+
     def _job_options(self, jobqueue) -> dict:
-        options = {"num_cpus": 1}
+        options = {"num_cpus": self._cpus()}
         if not self.address:
             options["resources"] = {jobqueue.SLOT_RESOURCE: 1}
         return options
@@ -126,8 +132,11 @@ class Gate:
     def _check(self, ray, jobqueue) -> str:
         """What stops this cluster from running a job, in words; empty when nothing does."""
         resources = self.info["resources"]
-        if resources.get("CPU", 0) < 1:
-            return (f"The Ray cluster at {self.info['address']} has no CPU for jobs (each job asks for one). "
+        cpus = self._cpus()
+        have = resources.get("CPU", 0)
+        if have < cpus:
+            return (f"The Ray cluster at {self.info['address']} has {'no CPU' if not have else f'only {have:g} CPUs'} "
+                    f"for jobs (each job asks for {cpus}: CVCORE_JOB_CPUS). "
                     "Add a worker node with `ray start --address=...`.")
         memory_mb = float(self.settings["memory_mb"])
         largest = max((n.get("Resources", {}).get("memory", 0) for n in ray.nodes() if n.get("Alive")), default=0)

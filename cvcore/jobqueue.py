@@ -167,7 +167,7 @@ def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Ev
 def run_job(job_id: str, spec: dict, queue) -> dict:
     """Run one job in a Ray worker; returns ``{"status", "result" or "error"}`` (never raises)."""
     _lower_priority(int(spec.get("nice", 10)))
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # before TensorFlow first touches a GPU
+    _prepare_tensorflow()
     ctx = WorkerContext(job_id, queue)
     done = threading.Event()
     watcher = threading.Thread(target=_watch_memory, name="cvcore-memory-cap", daemon=True,
@@ -202,10 +202,21 @@ def _tidy() -> None:
     gc.collect()
 
 
+def _prepare_tensorflow() -> None:
+    """What TensorFlow must be told before it starts in a worker: GPU memory growth (jobs share a card), and
+    as many compute threads as the CPUs this task was given (Ray sets OMP_NUM_THREADS so for other libraries;
+    TensorFlow reads its own variable). Once started, TensorFlow keeps them for the worker's life; every job,
+    the warm-up and the start-up probe ask for the same CPUs (``cpus_per_job``), so a reused worker fits."""
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
+    if cpus >= 1:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(int(cpus))
+
+
 @ray.remote(max_retries=0)
 def warm_worker() -> dict:
     """Import TensorFlow and Keras in a worker that jobs will reuse: the first job then starts in about a second."""
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    _prepare_tensorflow()
     from . import device
 
     info = device.configure()
@@ -398,7 +409,7 @@ class JobQueue:
         return None
 
     def _options(self, spec) -> dict:
-        options = {"num_cpus": 1, "name": f"cvcore {spec['kind']}: {spec['name']}"[:120],
+        options = {"num_cpus": int(spec.get("cpus", 1)), "name": f"cvcore {spec['kind']}: {spec['name']}"[:120],
                    "memory": int(float(spec["memory_mb"]) * 1024**2)}
         gpu = float(spec.get("gpu") or 0)
         if gpu > 0 and ray.cluster_resources().get("GPU", 0) > 0:

@@ -115,6 +115,9 @@ def test_the_configuration_names_a_bad_setting_and_its_value():
     config = ClassConfig.from_dict({"class": {"session_idle_minutes": 5}, "operators": {"users": ["t@school.edu"]}})
     assert config.environment()["CVCORE_SESSION_IDLE_S"] == "300.0"
     assert config.operators == ("t@school.edu",)
+    # Each job's CPUs (and TensorFlow threads): the Ray head's shared among the running jobs, or as set.
+    assert ClassConfig.from_dict({"ray": {"cpus": 8}, "jobs": {"max_running": 2}}).environment()["CVCORE_JOB_CPUS"] == "4"
+    assert ClassConfig.from_dict({"jobs": {"cpus": 3}}).environment()["CVCORE_JOB_CPUS"] == "3"
     assert ClassConfig.load(ROOT / "class.example.toml") == ClassConfig()  # the documented example is the defaults
 
 

@@ -15,7 +15,7 @@ import pytest
 from apptest_helpers import wait_until
 from cvcore import jobs
 from cvcore.errors import CvcoreError
-from cvcore.jobs import JobBusyError, JobClient, JobServiceError, JobSettings
+from cvcore.jobs import JobBusyError, JobClient, JobServiceError, JobSettings, cpus_per_job
 from cvcore.workspace import Store, new_token
 
 
@@ -59,6 +59,9 @@ def test_a_job_runs_in_a_ray_worker_and_returns_its_result(client):
     assert done.progress == {"done": 3, "total": 3} and done.node
     probe = ended(client, client.submit("owner-a", "cvcore.job_probes:probe", {}, name="probe", kind="probe"))
     assert probe.result["pid"] not in (os.getpid(), client.process.pid)  # not this process, not the side process
+    # The job got its share of this machine's cores, and its TensorFlow computes with as many threads.
+    share = max(1, (os.cpu_count() or 1) // 2)
+    assert probe.result["cpus"] == share and probe.result["tensorflow_threads"] == str(share)
 
 
 def test_a_warm_worker_is_reused(client):
@@ -202,6 +205,13 @@ def test_settings_come_from_the_environment_and_bad_values_are_named(monkeypatch
     settings = JobSettings.from_env()
     assert settings.max_running == 3 and settings.gpu["train"] == 0.5 and settings.gpu["transfer"] == 0.5
     assert settings.per_user == 3 and JobSettings().per_user == 1
+    assert settings.cpus == 0 and cpus_per_job(settings.cpus, 2, local=True, machine_cpus=2) == 1
+    monkeypatch.setenv("CVCORE_JOB_CPUS", "3")
+    assert cpus_per_job(JobSettings.from_env().cpus, 2, local=False) == 3
+    monkeypatch.setenv("CVCORE_JOB_CPUS", "-1")
+    with pytest.raises(CvcoreError, match="CVCORE_JOB_CPUS.*'-1'"):
+        JobSettings.from_env()
+    monkeypatch.delenv("CVCORE_JOB_CPUS")
     monkeypatch.setenv("CVCORE_JOB_MEMORY_MB", "lots")
     with pytest.raises(CvcoreError, match="CVCORE_JOB_MEMORY_MB.*'lots'"):
         JobSettings.from_env()
