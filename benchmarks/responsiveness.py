@@ -14,7 +14,8 @@ workers import TensorFlow), so that the idle baseline is idle. Then, ``--repeats
     visible. Printed for information beside it: when the websocket said CONNECTED and when the first
     script run began (both in the page's clock, from navigation), and "fully run", until the script
     run has ended and the page has stayed ready 0.3 s; the next load starts only then, so loads never
-    overlap;
+    overlap. Then, for information, as many loads by a returning visitor: new tabs of one context,
+    with Streamlit's scripts in the browser's cache (the target is judged on new visitors);
   - Filters rerun: ``--reruns`` times (default 12), in one open Filters page, a click that flips the
     Padding radio (valid / same); seconds from the click (a capture listener's timestamp in the
     page) until that script run has ended (its ``script_finished`` message arrived on the page's
@@ -414,16 +415,19 @@ def wait_jobs_ready(browser, url: str, timeout_s: float) -> str:
         page.context.close()
 
 
-def measure_loads(browser, url: str, n: int, warmup: int, timeout_s: float, check=None):
-    """Page loads of /filters in fresh contexts: (seconds to the first visible metric, seconds until the run
-    ended and the page stayed ready) each; a load that timed out counts as ``timeout_s`` and in ``failed``.
-    Also, for information, when (since navigation, in the page's clock) the websocket connected and the first
-    script run began. ``check()`` runs after each load, outside the timing."""
+def measure_loads(browser, url: str, n: int, warmup: int, timeout_s: float, check=None, returning=False):
+    """Page loads of /filters in fresh contexts (new visitors), or with ``returning``, in new tabs of one
+    context (a returning visitor: Streamlit's scripts in the browser's cache, which keeps them a year, and
+    V8's code cache): (seconds to the first visible metric, seconds until the run ended and the page stayed
+    ready) each; a load that timed out counts as ``timeout_s`` and in ``failed``. Also, for information,
+    when (since navigation, in the page's clock) the websocket connected and the first script run began.
+    ``check()`` runs after each load, outside the timing."""
     from playwright.sync_api import Error as PlaywrightError
 
     first, full, failed, marks = [], [], 0, {"connected": [], "started": []}
+    visitor = new_page(browser).context if returning else None
     for i in range(warmup + n):
-        page = new_page(browser)
+        page = new_page(browser) if visitor is None else visitor.new_page()
         try:
             t0 = time.perf_counter()
             try:
@@ -451,9 +455,11 @@ def measure_loads(browser, url: str, n: int, warmup: int, timeout_s: float, chec
                     full.append(timeout_s)
                     failed += 1
         finally:
-            page.context.close()
+            (page if visitor is not None else page.context).close()
         if check is not None:
             check()
+    if visitor is not None:
+        visitor.close()
     return first, full, failed, marks
 
 
@@ -634,6 +640,7 @@ class Phase:
     name: str
     load: list = field(default_factory=list)
     full: list = field(default_factory=list)
+    returning: list = field(default_factory=list)
     rerun: list = field(default_factory=list)
     health: list = field(default_factory=list)
     cpu: list = field(default_factory=list)
@@ -647,12 +654,15 @@ class Phase:
 def run_phase(name, browser, server, health: HealthSampler, cpu: CpuSampler, args, check=None) -> Phase:
     t0 = time.monotonic()
     load, full, load_failed, marks = measure_loads(browser, server.url, args.loads, 1, args.timeout, check)
+    returning, _, returning_failed, _ = measure_loads(browser, server.url, args.loads, 1, args.timeout, check,
+                                                      returning=True)
     reruns, rerun_failed = measure_reruns(browser, server.url, args.reruns, 1, args.timeout, check)
     t1 = time.monotonic()
     probes = health.window(t0, t1)
-    phase = Phase(name, load, full, reruns, [HEALTH_TIMEOUT_S if s is None else s for s in probes],
+    phase = Phase(name, load, full, returning, reruns, [HEALTH_TIMEOUT_S if s is None else s for s in probes],
                   cpu.window(t0, t1), marks["connected"], marks["started"],
-                  {"load": load_failed, "rerun": rerun_failed, "health": sum(s is None for s in probes)}, t1 - t0)
+                  {"load": load_failed, "returning": returning_failed, "rerun": rerun_failed,
+                   "health": sum(s is None for s in probes)}, t1 - t0)
     if cpu.error is not None:
         raise BenchError(f"the CPU sampler failed: {cpu.error!r}")
     return phase
@@ -680,6 +690,7 @@ def verdict(metric: str, busy_stats: dict) -> tuple[bool, str]:
 
 LATENCIES = (("load", "Page load to first metric (s)"), ("connected", "  websocket connected, info (s)"),
              ("started", "  first script run began, info (s)"), ("full", "  page fully run, info (s)"),
+             ("returning", "  returning visitor, info (s)"),
              ("rerun", "Filters rerun (s)"), ("health", "/_stcore/health (s)"))
 SHARES = (("server", "Page server process"), ("ray", "Ray (side process, head, workers)"),
           ("bench", "This benchmark + Chromium"), ("others", "Everything else on the machine"),
