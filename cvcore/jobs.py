@@ -424,6 +424,9 @@ class JobClient:
         self._closed = False
         self._status = None
         self._refreshing = False
+        # Jobs seen ended, and when the last was: a status asked before then has stale queue counts.
+        self._ended: set[str] = set()
+        self._ended_at = 0.0
         # Jobs this client submitted and last saw queued: {id: (spec, generation of the side process)}. The
         # queue lives in Ray; when Ray is lost they are lost with it, and are submitted again once it is back.
         self._queued: dict[str, tuple[dict, int]] = {}
@@ -564,10 +567,16 @@ class JobClient:
             time.sleep(0.25)
 
     def _seen(self, job):
-        """Note a job's news: one no longer queued is no longer ours to submit again."""
+        """Note a job's news: one no longer queued is no longer ours to submit again; one newly seen ended
+        changes the queue's counts, so the next :meth:`status` asks anew rather than answer from before."""
         if job is not None and job.status != "queued":
             with self._lock:
                 self._queued.pop(job.id, None)
+                if job.status in FINISHED_STATUSES and job.id not in self._ended:
+                    if len(self._ended) > 10_000:
+                        self._ended.clear()
+                    self._ended.add(job.id)
+                    self._ended_at = time.monotonic()
         return job
 
     def _resubmit_lost(self) -> None:
@@ -659,9 +668,10 @@ class JobClient:
         Never raises: an unreachable service is ``state="unreachable"``.
 
         Every page's sidebar asks, so it never waits once there is an answer: an answer older than a second
-        is returned as it is while one thread asks the service anew behind it (only the first call waits)."""
+        is returned as it is while one thread asks the service anew behind it (only the first call waits, and
+        the first after a job was seen ending: the page that shows the end shows the counts after it)."""
         cached = self._status
-        if cached is None:
+        if cached is None or cached[0] < self._ended_at:
             return self._refresh_status()
         if time.monotonic() - cached[0] >= STATUS_TTL_S:
             with self._lock:

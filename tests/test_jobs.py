@@ -64,6 +64,16 @@ def test_a_job_runs_in_a_ray_worker_and_returns_its_result(client):
     assert probe.result["cpus"] == share and probe.result["tensorflow_threads"] == str(share)
 
 
+def test_the_status_after_a_job_was_seen_ending_counts_it_ended(client):
+    """The page that shows a job's end shows the queue's counts after it, not a cached answer from before."""
+    job = client.submit("owner-s", "cvcore.job_probes:count", {"steps": 20, "delay": 0.1}, name="count", kind="probe")
+    wait_until(lambda: client.get(job.id).status == "running", timeout=60, interval=0.1, what="the job running")
+    wait_until(lambda: client.status()["queue"]["running"] >= 1, timeout=10, interval=0.1,
+               what="the status counting it running")
+    assert ended(client, job).status == "done"
+    assert client.status()["queue"]["running"] == 0  # at once: not the second-old answer
+
+
 def test_a_warm_worker_is_reused(client):
     """Quick start: workers stay, with what they imported; the second job's worker is the first's."""
     pids = {ended(client, client.submit("owner-w", "cvcore.job_probes:probe", {}, name="probe", kind="probe")).result["pid"]
