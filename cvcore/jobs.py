@@ -92,6 +92,7 @@ DEFAULT_NICE = 10
 DEFAULT_JOB_CPUS = 0  # 0: see cpus_per_job
 CALL_TIMEOUT_S = 20.0  # one request to the side process
 STATUS_TTL_S = 1.0  # every page's sidebar asks: one answer serves every session for a second
+STATUS_STALE_S = 5.0  # an answer older than this is not shown while a fresh one is fetched: it is fetched first
 START_TIMEOUT_S = 60.0  # the side process listening (Ray itself may take longer: it says so)
 
 
@@ -669,10 +670,12 @@ class JobClient:
         Never raises: an unreachable service is ``state="unreachable"``.
 
         Every page's sidebar asks, so it never waits once there is an answer: an answer older than a second
-        is returned as it is while one thread asks the service anew behind it (only the first call waits, and
-        the first after a job was seen ending: the page that shows the end shows the counts after it)."""
+        is returned as it is while one thread asks the service anew behind it. The call waits for a fresh
+        answer only when there is none younger than ``STATUS_STALE_S`` (a quiet server: another page server's
+        jobs may have ended meanwhile), or none since a job was seen ending (the page that shows the end shows
+        the counts after it)."""
         cached = self._status
-        if cached is None or cached[0] < self._ended_at:
+        if cached is None or cached[0] < self._ended_at or time.monotonic() - cached[0] >= STATUS_STALE_S:
             return self._refresh_status()
         if time.monotonic() - cached[0] >= STATUS_TTL_S:
             with self._lock:
