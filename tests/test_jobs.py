@@ -60,7 +60,7 @@ def test_a_job_runs_in_a_ray_worker_and_returns_its_result(client):
     probe = ended(client, client.submit("owner-a", "cvcore.job_probes:probe", {}, name="probe", kind="probe"))
     assert probe.result["pid"] not in (os.getpid(), client.process.pid)  # not this process, not the side process
     # The job got its share of this machine's cores, and its TensorFlow computes with as many threads.
-    share = max(1, (os.cpu_count() or 1) // 2)
+    share = cpus_per_job(0, 2, local=True)  # the client_for default: 2 running at once, a local Ray
     assert probe.result["cpus"] == share and probe.result["tensorflow_threads"] == str(share)
 
 
