@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import KernelError
 
-__all__ = ["PRESETS", "preset_kernel", "parse_kernel", "parse_number", "format_number", "stack_filters", "MAX_KERNEL_SIZE"]
+__all__ = ["PRESETS", "preset_kernel", "parse_kernel", "parse_kernel_text", "parse_number", "format_number",
+           "format_kernel", "stack_filters", "MAX_KERNEL_SIZE"]
 
 MAX_KERNEL_SIZE = 15
 
@@ -123,6 +124,7 @@ def preset_kernel(name: str, size=(3, 3)) -> np.ndarray:
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_CELL_SEPARATORS = re.compile(r"[\s,;]+")  # between the numbers of a typed row
 
 
 def parse_number(text) -> float:
@@ -201,6 +203,66 @@ def parse_kernel(cells) -> np.ndarray:
                     "type a number such as 1, -0.5, 2e-1 or 1/9."
                 ) from None
     return out
+
+
+def parse_kernel_text(text, shape=None) -> np.ndarray:
+    r"""Turn typed text, one row of weights per line, into a kernel.
+
+    Numbers on a line are separated by spaces, commas or semicolons; blank
+    lines are skipped. A pasted list such as ``[[1, 0], [0, 1]]`` works too:
+    a closing bracket ends a row. Each number is read by :func:`parse_number`,
+    so fractions such as ``1/9`` work.
+
+    Args:
+        text: the rows, as a string.
+        shape: optional ``(kh, kw)`` the kernel must have.
+
+    Returns:
+        float64 kh x kw array.
+
+    Raises:
+        KernelError: naming the row and column (1-based) of a bad number, a
+            row whose length differs from the first's, or, with ``shape``,
+            the size typed against the size wanted.
+
+    Example:
+        >>> parse_kernel_text("1/9 1/9\n1/9 1/9").shape
+        (2, 2)
+    """
+    if not isinstance(text, str):
+        raise KernelError(f"The weights must be text, one row per line; received {type(text).__name__}.")
+    rows = [_CELL_SEPARATORS.split(line.strip()) for line in text.replace("]", "\n").replace("[", " ").splitlines()]
+    rows = [[cell for cell in row if cell] for row in rows]
+    rows = [row for row in rows if row]
+    if not rows:
+        raise KernelError("The kernel is empty: type one row of weights per line, such as 0 1 0.")
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise KernelError(f"Row {r} has {_count(len(row))} but row 1 has {_count(len(rows[0]))}; "
+                              "every row needs the same number.")
+    kernel = parse_kernel(rows)
+    if shape is not None and tuple(kernel.shape) != tuple(int(v) for v in shape):
+        kh, kw = (int(v) for v in shape)
+        raise KernelError(f"The weights are {kernel.shape[0]} x {kernel.shape[1]} but the kernel size is {kh} x {kw}: "
+                          f"type {kh} rows of {kw} numbers, or change the kernel size.")
+    return kernel
+
+
+def _count(n: int) -> str:
+    return f"{n} number" if n == 1 else f"{n} numbers"
+
+
+def format_kernel(kernel) -> str:
+    """Write a kernel as text that :func:`parse_kernel_text` reads back: one row per line, columns aligned.
+
+    Example:
+        >>> print(format_kernel([[-1, 0, 1], [-2, 0, 2]]))
+        -1  0  1
+        -2  0  2
+    """
+    cells = [[format_number(v) for v in row] for row in np.atleast_2d(np.asarray(kernel, dtype=np.float64))]
+    widths = [max(len(row[c]) for row in cells) for c in range(len(cells[0]))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in cells)
 
 
 def format_number(value: float) -> str:

@@ -5,7 +5,6 @@ then what comes out (shapes, feature maps, the cube, one pixel step by step,
 the per-channel view and the Keras code). All numerics are cvcore's.
 """
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from cvcore import convolution as conv
@@ -19,6 +18,9 @@ SIZES = {"3 x 3": (3, 3), "5 x 5": (5, 5), "3 x 4": (3, 4), "custom": None}
 START_PRESETS = ["vertical line", "horizontal line", "sobel x", "sobel y",
                  "laplacian", "gaussian blur", "sharpen", "emboss"]
 CHANNELS = ("R", "G", "B")
+INPUT_SIDE = 260  # px, the input picture's longer side on screen
+KERNEL_SIDE = 96  # px, a kernel's picture beside its weights
+MAX_WEIGHTS_CHARS = 4000  # 15 x 15 weights typed as fractions fit with room to spare
 
 wide_layout()
 st.title("Filters & convolution")
@@ -88,8 +90,10 @@ rescale = c3.toggle("Rescale pixels to [0, 1]", value=True, key="flt_rescale",
                     help="Divide by 255, as Keras' Rescaling(1/255) does before training. Off: raw 0–255 values.")
 x = images.prepare_input(raw, colour=colour, rescale=rescale)
 h, w, c = x.shape
-st.plotly_chart(plots.image(raw if colour else images.to_grayscale(raw), f"{description}: {h} x {w} x {c}",
-                            height=260), key="flt_input_fig")
+# A picture, not a chart: the page's first view loads no chart library, so it shows at once.
+shown = raw if colour else images.to_grayscale(raw)
+st.image(images.enlarge(shown, INPUT_SIDE), caption=f"{description}: {h} x {w} x {c}", output_format="PNG",
+         width=max(1, round(INPUT_SIDE * shown.shape[1] / max(shown.shape[:2]))))
 
 # ============================================================================ 2. filters
 st.subheader("2 · Filters", divider="gray")
@@ -107,25 +111,25 @@ per_channel = colour and c3.toggle(
     "Weights per channel", key="flt_per_channel",
     help="Off: the same 2-D weights on R, G and B. On: edit each channel's slice of the kh x kw x 3 filter.")
 grids = CHANNELS if per_channel else ("all",)
-st.caption("Type numbers or fractions such as `1/9` in the cells; choose a preset to start from.")
+st.caption("One row of weights per line; numbers or fractions such as `1/9`, separated by spaces. Press "
+           "Ctrl+Enter (or click away) to apply. Choose a preset to start from. Beside the weights, their picture: "
+           "blue negative, red positive, white zero.")
 
 
-def grid_state(f: int, ch: str) -> tuple[str, str]:
-    base = f"flt_grid_{f}_{ch}_{kh}x{kw}"
-    return base, base + "_version"
+def weights_key(f: int, ch: str) -> str:
+    """Each filter, channel and kernel size has its own text: changing the size starts from the preset."""
+    return f"flt_weights_{f}_{ch}_{kh}x{kw}"
 
 
-def preset_cells(name: str) -> list[list[str]]:
-    return [[kernels.format_number(v) for v in row] for row in kernels.preset_kernel(name, (kh, kw))]
+def preset_text(name: str) -> str:
+    return kernels.format_kernel(kernels.preset_kernel(name, (kh, kw)))
 
 
 def load_preset(f: int) -> None:
-    """Reset filter f's grids to its preset (a new editor key drops old edits)."""
-    cells = preset_cells(st.session_state[f"flt_preset_{f}"])
+    """Replace filter f's weights (every channel's) with its preset's."""
+    text = preset_text(st.session_state[f"flt_preset_{f}"])
     for ch in grids:
-        base, version = grid_state(f, ch)
-        st.session_state[base] = cells
-        st.session_state[version] = st.session_state.get(version, 0) + 1
+        st.session_state[weights_key(f, ch)] = text
 
 
 filters, biases, problems = [], [], []
@@ -135,34 +139,36 @@ for f, tab in enumerate(tabs):
         t1, t2 = st.columns([2, 1])
         preset = t1.selectbox("Preset", kernels.PRESETS, index=kernels.PRESETS.index(START_PRESETS[f]),
                               key=f"flt_preset_{f}", on_change=load_preset, args=(f,),
-                              help="Loads the preset's weights into the grid, replacing your edits.")
+                              help="Loads the preset's weights, replacing your edits.")
         biases.append(t2.number_input("Bias", value=0.0, step=0.1, format="%.3f", key=f"flt_bias_{f}",
                                       help="Added to every output of this filter."))
         slices = []
         for ch, col in zip(grids, st.columns(len(grids))):
-            base, version = grid_state(f, ch)
-            if base not in st.session_state:
-                st.session_state[base] = preset_cells(preset)
-            columns = [str(j + 1) for j in range(kw)]
-            edited = col.data_editor(
-                pd.DataFrame(st.session_state[base], columns=columns), hide_index=True, num_rows="fixed",
-                key=f"{base}_v{st.session_state.get(version, 0)}", width="stretch",
-                column_config={name: st.column_config.TextColumn(name, width="small") for name in columns},
-            )
-            if ch != "all":
-                col.caption(f"{ch} channel")
+            key = weights_key(f, ch)
+            if key not in st.session_state:
+                st.session_state[key] = preset_text(preset)
+            # The text and a picture of the weights it makes (blue < 0 < red), side by side.
+            box = col.container(horizontal=True, vertical_alignment="center")
+            text = box.text_area(
+                "Weights" if ch == "all" else f"{ch} channel", key=key, height=24 * kh + 40,
+                width="stretch" if per_channel else min(80 + 48 * kw, 720), max_chars=MAX_WEIGHTS_CHARS,
+                help=f"{kh} rows of {kw} weights, one row per line.")
             try:
-                slices.append(kernels.parse_kernel(edited))
+                kernel = kernels.parse_kernel_text(text, (kh, kw))
+                st.session_state[key + "_last_good"] = kernel
+                box.image(plots.map_picture(kernel, side=KERNEL_SIDE), output_format="PNG",
+                          alt=f"Filter {f + 1}'s weights as a picture")
             except CvcoreError as err:
-                problems.append(f"Filter {f + 1}{'' if ch == 'all' else f', {ch} channel'}: {err}")
-        if len(slices) == len(grids):
-            filters.append(np.stack(slices, axis=2) if per_channel else slices[0])
+                # Every widget below still renders (a widget left out of a run loses its value), with the
+                # last weights that parsed, so nothing is lost while the text is being fixed.
+                problems.append(f"Filter {f + 1}{'' if ch == 'all' else f', {ch} channel'}")
+                col.error(f"{problems[-1]}: {err}", icon=":material/error:")
+                kernel = st.session_state.get(key + "_last_good")
+                if kernel is None:
+                    kernel = kernels.preset_kernel(preset, (kh, kw))
+            slices.append(kernel)
+        filters.append(np.stack(slices, axis=2) if per_channel else slices[0])
 
-if problems:
-    for message in problems:
-        st.error(message, icon=":material/error:")
-    st.info("Your other settings are kept; fix the cell to see the feature maps again.")
-    st.stop()
 K = kernels.stack_filters(filters, channels=c)
 bias = np.asarray(biases, dtype=np.float32)
 
@@ -199,6 +205,9 @@ except CvcoreError as err:
 
 # ============================================================================ 4. output
 st.subheader("4 · What comes out", divider="gray")
+if problems:
+    st.warning(f"{' and '.join(problems)}: the weights typed have a mistake (shown above). What comes out below "
+               "uses the last weights that worked; fix the text to update it.", icon=":material/edit:")
 stages = [("Input", x.shape), ("Conv2D", fmap.shape)]
 if use_relu:
     stages.append(("ReLU", activated.shape))
@@ -220,9 +229,13 @@ relu_name = "relu" if use_relu else None
 
 
 def feature_maps_view():
-    st.caption("Blue is negative, red positive, white zero: the scale is centred on 0 so that "
-               "negative responses show (ReLU sets them to 0). Colours saturate at the 99.5th percentile "
-               "of |value| so that a few extreme pixels do not wash out the rest; hover for exact values.")
+    left, right = st.columns([3, 1])
+    left.caption("Blue is negative, red positive, white zero: the scale is centred on 0 so that negative "
+                 "responses show (ReLU sets them to 0). Colours saturate at the 99.5th percentile of |value| "
+                 "(the ± under each map) so that a few extreme pixels do not wash out the rest.")
+    hover = right.toggle("Hover values", key="flt_maps_hover",
+                         help="Draw the maps as an interactive chart: hover for a pixel's row, column and exact "
+                              "value, drag to zoom. The chart library takes a moment to load the first time.")
     maps = [fmap[:, :, f] for f in range(n_filters)]
     titles = [f"Filter {f + 1}: Conv2D" for f in range(n_filters)]
     if final is not fmap:  # each filter's Conv2D map above its map after ReLU / pooling
@@ -234,8 +247,20 @@ def feature_maps_view():
             maps += [fmap[:, :, f] for f in block] + gap + [final[:, :, f] for f in block] + gap
             titles += ([f"Filter {f + 1}: Conv2D" for f in block] + gap
                        + [f"Filter {f + 1}: {final_name}" for f in block] + gap)
-    st.plotly_chart(plots.map_grid(maps, titles, columns=min(n_filters, 4)), key="flt_maps")
+    columns = min(n_filters, 4)
     side = plots.MAP_SIDE if len(maps) <= 4 else plots.GRID_SIDE
+    if hover:
+        st.plotly_chart(plots.map_grid(maps, titles, columns=columns), key="flt_maps")
+    else:  # pictures in the chart's colours: nothing for the browser to load first
+        for start in range(0, len(maps), columns):
+            for cell, arr, title in zip(st.columns(columns), maps[start:start + columns], titles[start:start + columns]):
+                if arr is not None:
+                    top = plots.symmetric_range(arr)
+                    picture = plots.map_picture(arr, zmax=top, side=side)
+                    # An enlarged map is shown as it is (sharp blocks); a photo's map is stretched to `side`.
+                    enlarged = picture.shape[0] > arr.shape[0]
+                    width = picture.shape[1] if enlarged else round(side * picture.shape[1] / max(picture.shape[:2]))
+                    cell.image(picture, caption=f"{title}  (±{top:.3g})", output_format="PNG", width=width)
     if max(fmap.shape[:2]) > side:
         st.caption(f"Maps larger than {side} px are shown shrunk (area-averaged) so that edits stay quick; "
                    "hover values are those of the shown pixels. The step-through shows exact values.")

@@ -21,7 +21,7 @@ from cvcore import applications, jobs, saving
 from cvcore import visualize as vis
 from cvcore.errors import CvcoreError
 from cvcore.workspace import QuotaExceededError
-from cvcore.images import fit_within
+from cvcore.images import enlarge, fit_within
 from cvcore.visualize import ascent
 from cvcore.visualize.cam import SCORECAM_MAX_CHANNELS
 from cvcore import model_inputs as vis_inputs
@@ -518,13 +518,6 @@ if tab_cam.open:
                    "averages away the speckle. Grad-CAM is coarse (the last convolution's grid) but class-specific.")
 
 
-def enlarge(img, side: int = 48):
-    """A small picture (a 3 x 3 kernel, a 28 x 28 digit) enlarged with square pixels, so that it is seen sharp."""
-    img = np.asarray(img)
-    scale = max(1, side // max(img.shape[:2]))
-    return np.kron(img, np.ones((scale, scale) + ((1,) if img.ndim == 3 else ()), img.dtype))
-
-
 def ascent_settings(prefix: str, steps: int, size_default: int):
     """Steps, step size and picture size: the gradient-ascent knobs of the seed."""
     c1, c2, c3 = st.columns(3)
@@ -553,7 +546,7 @@ if tab_filters.open:
                 st.markdown(f"**The first layer's kernels, drawn as weights** · {weights.shape[0]} x {weights.shape[1]} x "
                             f"{weights.shape[2]} x {weights.shape[3]}: what the first layer looks for, straight from "
                             "its weights (bright: positive, dark: negative).")
-                st.image([enlarge(k) for k in kernel_images[:64]], caption=[f"{i}" for i in range(min(64, len(kernel_images)))],
+                st.image([enlarge(k, 48) for k in kernel_images[:64]], caption=[f"{i}" for i in range(min(64, len(kernel_images)))],
                          width=56)
             st.markdown("**What a filter responds to most**: start from a gray image with a little noise and "
                         "climb the gradient of one filter's mean activation, normalizing the gradient at each step "

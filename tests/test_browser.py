@@ -199,6 +199,36 @@ def test_filters_react_to_padding_in_the_browser(server, page):
     assert_no_errors(page, "filters")
 
 
+def map_captions(page):
+    return [c for c in page.locator('[data-testid="stImageCaption"]').all_inner_texts() if c.startswith("Filter")]
+
+
+def test_typing_weights_in_the_browser(server, page):
+    """The weights are typed text: Ctrl+Enter applies them, a typo is named beside them while the outputs
+    keep the last weights that worked, and "Hover values" draws the maps as the interactive chart."""
+    page.goto(server + "/filters")
+    wait_ready(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 0  # the first view loads no chart
+    before = map_captions(page)
+    weights = page.get_by_role("textbox", name="Weights", exact=True).first
+    weights.fill("0 0 0\n0 1 0\n0 0 0")  # identity: the map is the (rescaled) digit itself
+    rerun(page, lambda: weights.press("Control+Enter"))
+    after = map_captions(page)
+    assert after[0] != before[0] and after[0].startswith("Filter 1: Conv2D") and after[1] == before[1]
+    weights.fill("0 0 0\n0 1 0\n0 0 x")
+    rerun(page, lambda: weights.press("Control+Enter"))
+    error = page.locator('[data-testid="stAlertContentError"]')
+    assert "row 3, column 3 is 'x'" in error.first.inner_text()
+    assert map_captions(page) == after and metric(page, "Conv2D") == "26 x 26 x 2"
+    shoot(page, "filters-weights-typo")
+    weights.fill("0 0 0\n0 1 0\n0 0 0")
+    rerun(page, lambda: weights.press("Control+Enter"))
+    rerun(page, page.locator('[data-testid="stMain"]').get_by_text("Hover values").click)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for(timeout=30_000)
+    shoot(page, "filters-hover-values")
+    assert_no_errors(page, "filters (typed weights)")
+
+
 def test_drawing_a_digit_on_the_canvas(server, page):
     page.goto(server + "/filters")
     wait_ready(page)

@@ -175,6 +175,18 @@ def test_grayscale_and_fit_within():
     assert images.fit_within(np.zeros((300, 30), np.uint8), 100).shape == (100, 10)
 
 
+def test_enlarge_keeps_pixels_square_and_sharp():
+    digit = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    big = images.enlarge(digit, 10)
+    assert big.shape == (6, 9) and big.dtype == np.uint8  # a factor of 10 // 3 = 3
+    assert (big[:3, :3] == 0).all() and (big[3:, 6:] == 5).all()
+    assert images.enlarge(np.zeros((4, 4, 3)), 6).shape == (4, 4, 3)  # 6 // 4 = 1: as it is
+    with pytest.raises(InvalidImageError, match="received 0"):
+        images.enlarge(digit, 0)
+    with pytest.raises(InvalidImageError, match=r"received shape \(3,\)"):
+        images.enlarge(np.zeros(3), 10)
+
+
 def test_prepare_input():
     gray = np.full((2, 3), 255, np.uint8)
     assert images.prepare_input(gray, colour=True).shape == (2, 3, 3)

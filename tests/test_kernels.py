@@ -77,6 +77,41 @@ def test_formatted_presets_parse_back_to_the_same_values(name, size):
     np.testing.assert_allclose(K.parse_kernel(cells), k, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", K.PRESETS)
+@pytest.mark.parametrize("size", [3, 5, (3, 4)])
+def test_written_presets_read_back_to_the_same_values(name, size):
+    k = K.preset_kernel(name, size)
+    text = K.format_kernel(k)
+    assert len(text.splitlines()) == k.shape[0]
+    np.testing.assert_allclose(K.parse_kernel_text(text, k.shape), k, rtol=1e-6, atol=1e-9)
+
+
+def test_typed_rows_accept_spaces_commas_blank_lines_and_a_pasted_list():
+    expected = [[1, 0.5], [-1, 0]]
+    for text in ("1 1/2\n-1 0", "1, 0.5;\n\n  -1,0  \n", "[[1, 0.5], [-1, 0]]", "[[1, 0.5],\n [\u22121, 0]]"):
+        np.testing.assert_allclose(K.parse_kernel_text(text, (2, 2)), expected, err_msg=repr(text))
+
+
+@pytest.mark.parametrize(
+    "text, shape, match",
+    [
+        ("1 x\n0 1", None, "row 1, column 2 is 'x'"),
+        ("1 2\n3", None, "Row 2 has 1 number but row 1 has 2 numbers"),
+        ("  \n ", None, "empty"),
+        ("1 0\n0 1", (3, 3), "2 x 2 but the kernel size is 3 x 3"),
+        ("1 " * 16, None, "at most 15x15"),
+        (None, None, "must be text, one row per line; received NoneType"),
+    ],
+)
+def test_typed_rows_that_are_wrong_say_what_and_where(text, shape, match):
+    with pytest.raises(KernelError, match=match):
+        K.parse_kernel_text(text, shape)
+
+
+def test_format_kernel_aligns_columns():
+    assert K.format_kernel([[1 / 9, -1], [2, 0]]).splitlines() == ["1/9  -1", "  2   0"]
+
+
 def test_format_number():
     assert [K.format_number(v) for v in (2.0, -0.5, 1 / 9, 0.0625, -0.0)] == ["2", "-0.5", "1/9", "0.0625", "0"]
 

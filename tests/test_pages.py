@@ -153,43 +153,74 @@ def test_kernel_sizes_and_more_filters():
     assert metrics(at)["Conv2D"] == "22 x 26 x 5"
 
 
-def test_a_preset_fills_the_grid():
+def captions(at):
+    """The captions of the page's pictures (st.image), in order."""
+    return [img.caption for element in at.get("image") for img in element.proto.imgs]
+
+
+def test_a_preset_fills_the_weights():
     at = run()
     at.selectbox(key="flt_preset_0").set_value("sobel x").run()
     assert_clean(at)
-    grid = at.data_editor[0].value
-    assert grid.values.tolist() == [["-1", "0", "1"], ["-2", "0", "2"], ["-1", "0", "1"]]
+    assert at.text_area(key="flt_weights_0_all_3x3").value.split() == ["-1", "0", "1", "-2", "0", "2", "-1", "0", "1"]
     at.selectbox(key="flt_preset_0").set_value("box blur").run()
-    assert at.data_editor[0].value.values.tolist()[0] == ["1/9"] * 3
+    assert at.text_area(key="flt_weights_0_all_3x3").value.splitlines()[0].split() == ["1/9"] * 3
 
 
-def edit_cell(at, key, row, col, value):
-    at.session_state[key] = {"edited_rows": {row: {col: value}}, "added_rows": [], "deleted_rows": []}
-    return at.run()
-
-
-def test_a_kernel_cell_that_is_not_a_number_gets_a_clear_message():
+def test_a_weight_that_is_not_a_number_gets_a_clear_message_and_nothing_is_lost():
     at = run()
-    edit_cell(at, "flt_grid_0_all_3x3_v0", 1, "3", "abc")
+    at.toggle(key="flt_relu").set_value(True).run()
+    open_view(at, "Step through one pixel")
+    shown = metrics(at)
+    at.text_area(key="flt_weights_0_all_3x3").input("-1 2 -1\n-1 2 abc\n-1 2 -1").run()
     assert_clean(at)
     errors = " ".join(e.value for e in at.error)
     assert "Filter 1" in errors and "row 2, column 3 is 'abc'" in errors
-    assert not at.metric  # no output from a broken kernel ...
-    assert at.selectbox(key="flt_preset_0").value == "vertical line"  # ... and nothing else lost
-    edit_cell(at, "flt_grid_0_all_3x3_v0", 1, "3", "1/2")
+    assert "last weights that worked" in " ".join(w.value for w in at.warning)
+    # Nothing lost: the text stays to be fixed, and every setting, even those below the weights, is kept.
+    assert "abc" in at.text_area(key="flt_weights_0_all_3x3").value
+    assert at.selectbox(key="flt_preset_0").value == "vertical line"
+    assert at.toggle(key="flt_relu").value and at.session_state["flt_view"] == "Step through one pixel"
+    assert metrics(at) == shown  # the outputs of the last weights that worked
+    at.text_area(key="flt_weights_0_all_3x3").input("-1 2 -1\n-1 2 1/2\n-1 2 -1").run()
     assert_clean(at)
     assert not at.error and metrics(at)["Conv2D"] == "26 x 26 x 2"
+    assert "last weights that worked" not in " ".join(w.value for w in at.warning)
 
 
-def test_an_edited_cell_changes_the_step_through():
+def test_weights_of_the_wrong_size_say_so():
+    at = run()
+    at.text_area(key="flt_weights_1_all_3x3").input("1 0\n0 1").run()
+    assert_clean(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "Filter 2" in errors and "2 x 2 but the kernel size is 3 x 3" in errors
+
+
+def test_an_edited_weight_changes_the_step_through():
     at = run()
     at.segmented_control(key="flt_source").set_value("Photo").run()  # ink under every pixel
     at.selectbox(key="flt_preset_0").set_value("identity").run()
     open_view(at, "Step through one pixel")
     before = [lx.value for lx in at.latex if "bias" in lx.value]
-    edit_cell(at, "flt_grid_0_all_3x3_v1", 1, "2", "3")  # centre weight 1 -> 3
+    at.text_area(key="flt_weights_0_all_3x3").input("0 0 0\n0 3 0\n0 0 0").run()  # centre weight 1 -> 3
     after = [lx.value for lx in at.latex if "bias" in lx.value]
     assert before and after and before != after
+
+
+def test_feature_maps_are_pictures_until_hover_is_asked_for():
+    """The first view draws no chart (the browser loads no chart library): pictures of the input, the
+    kernels and the maps; "Hover values" draws the maps as the interactive chart."""
+    at = run()
+    assert not at.get("plotly_chart")
+    shown = captions(at)
+    assert shown[0].endswith(": 28 x 28 x 1")
+    assert [c.split("  (")[0] for c in shown if c.startswith("Filter")] == ["Filter 1: Conv2D", "Filter 2: Conv2D"]
+    kernels_shown = [img.alt for element in at.get("image") for img in element.proto.imgs if "weights" in img.alt]
+    assert kernels_shown == ["Filter 1's weights as a picture", "Filter 2's weights as a picture"]
+    at.toggle(key="flt_maps_hover").set_value(True).run()
+    assert_clean(at)
+    assert [c.key for c in at.get("plotly_chart")] == ["flt_maps"]
+    assert not [c for c in captions(at) if c.startswith("Filter")]
 
 
 def test_colour_photo_spans_channels():
@@ -200,10 +231,10 @@ def test_colour_photo_spans_channels():
     assert m["Input"].endswith("x 3") and m["Parameters"] == str((3 * 3 * 3 + 1) * 2)
     assert any(t.label == "Per-channel view" for t in at.tabs)
     open_view(at, "Per-channel view")
-    assert len(at.get("plotly_chart")) == 1 + 4  # the input, then R, G, B shares and their sum
+    assert len(at.get("plotly_chart")) == 4  # R, G, B shares and their sum
     at.toggle(key="flt_per_channel").set_value(True).run()
     assert_clean(at)
-    assert len(at.data_editor) == 6  # R, G, B grids for each of 2 filters
+    assert len(at.text_area) == 6  # R, G, B weights for each of 2 filters
     at.radio(key="flt_colour").set_value("Grayscale (1 channel)").run()
     assert metrics(at)["Input"].endswith("x 1")
 
@@ -214,7 +245,7 @@ def test_fashion_mnist_or_digits_by_class():
     at.selectbox(key="flt_class").set_value(7).run()
     assert_clean(at)
     assert not at.warning
-    assert "digits, 7 #0" in at.get("plotly_chart")[0].proto.spec
+    assert captions(at)[0].startswith("scikit-learn digits, 7 #0")
 
 
 def test_upload_a_valid_image():
@@ -257,4 +288,4 @@ def test_every_output_view_renders(view):
     at.selectbox(key="flt_pool").set_value("max").run()
     open_view(at, view)
     charts = len(at.get("plotly_chart"))
-    assert charts == {"Feature-map cube": 2, "Step through one pixel": 1 + 1 + 3, "Keras code": 1}[view]
+    assert charts == {"Feature-map cube": 1, "Step through one pixel": 1 + 3, "Keras code": 0}[view]

@@ -20,3 +20,21 @@ def test_learning_curves_mark_where_a_later_phase_begins():
     assert len(lines) == 1 and lines[0].x0 == 2.5
     assert [a.text for a in fig.layout.annotations] == ["Fine-tuning"]
     assert not plots.learning_curves({"run": history}, "loss").layout.shapes
+
+
+def test_map_picture_uses_the_charts_colours_centred_on_zero():
+    arr = np.array([[-2.0, 0.0], [1.0, 2.0]], np.float32)
+    pic = plots.map_picture(arr, side=8)
+    assert pic.dtype == np.uint8 and pic.shape == (8, 8, 3)  # each value a 4 x 4 block
+    blue, red = plots.DIVERGING[0][1], plots.DIVERGING[-1][1]
+    assert pic[0, 0].tolist() == list(plotly_rgb(blue)) and pic[7, 7].tolist() == list(plotly_rgb(red))
+    assert min(pic[0, 4]) > 240  # 0 is white
+    # A shared half-range: 1.0 of 4.0 is a pale red, not the darkest.
+    assert plots.map_picture(arr, zmax=4.0, side=2)[1, 0].tolist() != pic[7, 7].tolist()
+    big = plots.map_picture(np.zeros((600, 300)), side=256)
+    assert big.shape == (256, 128, 3)  # large maps shrink to the side
+
+
+def plotly_rgb(colour):
+    import plotly.colors
+    return plotly.colors.unlabel_rgb(colour)

@@ -6,6 +6,10 @@ so negative responses (blue) are as visible as positive ones (red).
 
 Figures are built from plain dicts with plotly's validation off: a page
 draws a dozen of them on every edit, and validation cost ~10 ms each.
+
+The same colour scales also come as plain pictures (:func:`map_picture`),
+shown with ``st.image``: no chart library for the browser to load, so a page
+whose first view needs no hovering draws at once.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
-from cvcore.images import fit_within
+from cvcore.images import enlarge, fit_within
 
 # What a map is sent to the browser at, at most: a chart is ~250 px tall, so
 # more pixels cost serialisation time and bandwidth for nothing.
@@ -107,6 +111,42 @@ def heatmap(arr, title: str = "", *, diverging: bool = True, zmax: float | None 
     if colorbar:
         trace["colorbar"] = dict(thickness=10, len=0.9)
     return _figure([trace], _image_layout(title, height, square=not text))
+
+
+def _lookup(scale: list[list]) -> np.ndarray:
+    """A plotly colour scale as a 256 x 3 uint8 table, for colouring pictures without plotly."""
+    stops = np.array([p for p, _ in scale])
+    rgb = np.array([plotly.colors.unlabel_rgb(c) for _, c in scale], dtype=np.float64)
+    at = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(at, stops, rgb[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+_DIVERGING_TABLE = _lookup(DIVERGING)
+
+
+def map_picture(arr, *, zmax: float | None = None, side: int = MAP_SIDE) -> np.ndarray:
+    """A feature map (or kernel) as an RGB picture in :data:`DIVERGING` colours, centred on 0.
+
+    The same colours as :func:`heatmap` and :func:`map_grid`, as a picture for
+    ``st.image``: large maps are shrunk (area-averaged) to ``side``, small ones
+    enlarged with square pixels to about ``side`` so that every value stays a
+    sharp block.
+
+    Args:
+        arr: H x W values.
+        zmax: the scale's half-range: ``-zmax`` is darkest blue, ``+zmax`` darkest red
+            (None: :func:`symmetric_range` of ``arr``).
+        side: the longer side of the picture, about.
+
+    Returns:
+        uint8 H' x W' x 3.
+    """
+    arr = np.asarray(arr, dtype=np.float32)
+    top = zmax if zmax is not None else symmetric_range(arr)
+    if max(arr.shape) > side:
+        arr = fit_within(arr, side)
+    index = np.clip((arr / top + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    return enlarge(_DIVERGING_TABLE[index], side)
 
 
 def image(img, title: str = "", height: int = 260) -> go.Figure:
