@@ -8,11 +8,12 @@ import streamlit as st
 from ui.classroom import admit_session, is_operator
 from ui.common import sidebar_device
 from ui.jobs import sidebar_jobs
-from ui.runtime import lighten_script_cleanup
+from ui.runtime import lighten_script_cleanup, send_without_delay
 from ui.workspace import current_workspace, sign_in_page, sign_in_required, workspace_sidebar
 
 st.set_page_config(page_title="ConvNet Explorer", page_icon=":material/grid_on:", layout="wide")  # pages: wide_layout()
 lighten_script_cleanup()  # no full garbage collection after every run, fragments' included
+send_without_delay()  # no 40 ms wait for a delayed ACK on every reused connection (once per process)
 
 PAGES = {
     "filters": st.Page("pages/filters.py", title="Filters & convolution", icon=":material/filter_alt:", url_path="filters"),
