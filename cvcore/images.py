@@ -95,10 +95,7 @@ def enlarge(image, side: int) -> np.ndarray:
     if arr.ndim not in (2, 3) or arr.size == 0:
         raise InvalidImageError(f"Expected an H x W or H x W x C picture; received shape {arr.shape}.")
     k = max(1, int(side) // max(arr.shape[:2]))
-    if k == 1:
-        return arr
-    out = np.repeat(np.repeat(arr, k, axis=0), k, axis=1)
-    return out
+    return arr if k == 1 else np.repeat(np.repeat(arr, k, axis=0), k, axis=1)
 
 
 def canvas_to_digit(rgba, size: int = 28):

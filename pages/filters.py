@@ -92,8 +92,9 @@ x = images.prepare_input(raw, colour=colour, rescale=rescale)
 h, w, c = x.shape
 # A picture, not a chart: the page's first view loads no chart library, so it shows at once.
 shown = raw if colour else images.to_grayscale(raw)
-st.image(images.enlarge(shown, INPUT_SIDE), caption=f"{description}: {h} x {w} x {c}", output_format="PNG",
-         width=max(1, round(INPUT_SIDE * shown.shape[1] / max(shown.shape[:2]))))
+input_picture = images.enlarge(shown, INPUT_SIDE)
+st.image(input_picture, caption=f"{description}: {h} x {w} x {c}", output_format="PNG",
+         width=plots.picture_width(input_picture, shown, INPUT_SIDE))
 
 # ============================================================================ 2. filters
 st.subheader("2 · Filters", divider="gray")
@@ -257,10 +258,8 @@ def feature_maps_view():
                 if arr is not None:
                     top = plots.symmetric_range(arr)
                     picture = plots.map_picture(arr, zmax=top, side=side)
-                    # An enlarged map is shown as it is (sharp blocks); a photo's map is stretched to `side`.
-                    enlarged = picture.shape[0] > arr.shape[0]
-                    width = picture.shape[1] if enlarged else round(side * picture.shape[1] / max(picture.shape[:2]))
-                    cell.image(picture, caption=f"{title}  (±{top:.3g})", output_format="PNG", width=width)
+                    cell.image(picture, caption=f"{title}  (±{top:.3g})", output_format="PNG",
+                               width=plots.picture_width(picture, arr, side))
     if max(fmap.shape[:2]) > side:
         st.caption(f"Maps larger than {side} px are shown shrunk (area-averaged) so that edits stay quick; "
                    "hover values are those of the shown pixels. The step-through shows exact values.")

@@ -38,3 +38,10 @@ def test_map_picture_uses_the_charts_colours_centred_on_zero():
 def plotly_rgb(colour):
     import plotly.colors
     return plotly.colors.unlabel_rgb(colour)
+
+
+def test_picture_width_keeps_enlarged_pictures_sharp_and_stretches_the_others():
+    digit = np.zeros((28, 28))
+    assert plots.picture_width(plots.map_picture(digit, side=256), digit, 256) == 252  # 9 x 28: as it is
+    photo_map = np.zeros((104, 158))
+    assert plots.picture_width(plots.map_picture(photo_map, side=256), photo_map, 256) == 256

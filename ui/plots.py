@@ -149,6 +149,17 @@ def map_picture(arr, *, zmax: float | None = None, side: int = MAP_SIDE) -> np.n
     return enlarge(_DIVERGING_TABLE[index], side)
 
 
+def picture_width(picture, source, side: int) -> int:
+    """The width to show ``picture`` (made from the array ``source``) at with ``st.image``.
+
+    An enlarged picture is shown at its own size, so that its blocks stay sharp; one that was not
+    enlarged (a photograph's map) is stretched until its longer side is ``side``.
+    """
+    if picture.shape[0] > np.shape(source)[0]:
+        return int(picture.shape[1])
+    return max(1, round(side * picture.shape[1] / max(picture.shape[:2])))
+
+
 def image(img, title: str = "", height: int = 260) -> go.Figure:
     """A uint8 gray (H x W) or RGB (H x W x 3) image, sent as a PNG.
 
