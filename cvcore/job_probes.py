@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 from .errors import CvcoreError
@@ -34,7 +35,22 @@ def probe(ctx, store_root: str | None = None) -> dict:
         out["node"] = context.get_node_id()
         out["cpus"] = context.get_assigned_resources().get("CPU", 0)
         out["tensorflow_threads"] = os.environ.get("TF_NUM_INTRAOP_THREADS")
+        out["priority"] = _priority()
+        started = []  # a thread the job starts (as TensorFlow starts its pools) has the job's priority
+        worker = threading.Thread(target=lambda: started.append(_priority()))
+        worker.start()
+        worker.join()
+        out["started_thread_priority"] = started[0]
     return out
+
+
+def _priority() -> dict:
+    """The calling thread's nice value and scheduling policy ("idle", "normal" or another name)."""
+    names = {getattr(os, name): name[6:].lower() for name in ("SCHED_OTHER", "SCHED_IDLE", "SCHED_BATCH")
+             if hasattr(os, name)}
+    names[getattr(os, "SCHED_OTHER", 0)] = "normal"
+    policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else getattr(os, "SCHED_OTHER", 0)
+    return {"nice": os.getpriority(os.PRIO_PROCESS, 0), "policy": names.get(policy, str(policy))}
 
 
 def count(ctx, steps: int = 3, delay: float = 0.0) -> int:

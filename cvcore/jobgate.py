@@ -113,7 +113,7 @@ class Gate:
         if problem:
             raise _Unavailable(problem)
         if not ping["warm"]:
-            self.queue.warm.remote(ping["max_running"], self._job_options(jobqueue))
+            self.queue.warm.remote(ping["max_running"], self._job_options(jobqueue), int(self.settings["nice"]))
         self.state, self.message = "ready", ""
         _log(f"ready: Ray {ray.__version__} at {self.info['address']}, {self.info['resources'].get('CPU', 0):g} CPUs")
 
@@ -251,7 +251,8 @@ def main() -> None:
     key = bytes.fromhex(os.environ.pop("CVCORE_JOBGATE_KEY"))
     # This process leads a session of its own, so Linux's autogroup scheduler weighs it (and the local Ray
     # and workers it starts) against the page server as a group: the workers' nice value alone would count
-    # only inside it. The group is niced too, so that jobs yield the CPU to the pages.
+    # only inside it. The group is niced too, so that Ray's head yields the CPU to the pages; jobs go lower
+    # still (jobqueue._lower_priority).
     try:
         with open("/proc/self/autogroup", "w") as f:
             f.write(str(min(19, int(json.loads(os.environ.get("CVCORE_JOBGATE_SETTINGS", "{}")).get("nice", 10)))))

@@ -123,25 +123,28 @@ class WorkerContext:
 
 
 def _lower_priority(nice: int) -> None:
-    """Yield the CPU to the page servers: this worker's nice value, and a scheduling group of its own, niced.
+    """Yield the CPU to the page servers and to whatever else is interactive on the machine.
 
-    Linux's autogroup scheduler weighs each session as one group: a worker's nice value alone counts only
-    inside the Ray head's group, which weighs as much as a page server's (a class server starts the head in a
-    session of its own). So the worker leads a new session (its process group stays its own, as Ray's raylet
-    expects) and nices that group."""
+    This thread, and every thread it starts from now on (TensorFlow's compute pools are made at a job's first
+    operation), takes at least ``nice`` and, where Linux has it, the SCHED_IDLE policy: a waking thread of the
+    normal kind then takes the CPU from a job at once, not at the end of the job's time slice (with Linux's
+    autogroup scheduler, a nice value alone counts only inside the side process's session, where Ray's head and
+    workers run: jobgate.main nices that session as a whole; a Ray worker leads its own process group, so it
+    cannot lead a session, a group, of its own). Ray's own threads, already running, keep their priority: they
+    carry progress and Stop. ``nice`` 0 leaves the priority alone."""
+    if nice <= 0:
+        return
     try:
         current = os.nice(0)
         if current < nice:
             os.nice(nice - current)
     except OSError:
         pass
-    try:
-        if os.getsid(0) != os.getpid():
-            os.setsid()
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(min(19, int(nice))))
-    except OSError:
-        pass  # no autogroup (another OS, or a kernel without it): the nice value above is what counts
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
+        except OSError:
+            pass  # a kernel without it: the nice value above is what counts
 
 
 def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Event) -> None:
@@ -214,8 +217,10 @@ def _prepare_tensorflow() -> None:
 
 
 @ray.remote(max_retries=0)
-def warm_worker() -> dict:
-    """Import TensorFlow and Keras in a worker that jobs will reuse: the first job then starts in about a second."""
+def warm_worker(nice: int) -> dict:
+    """Import TensorFlow and Keras in a worker that jobs will reuse: the first job then starts in about a second.
+    At the jobs' priority (``nice``): the import takes seconds of CPU that a page may need more."""
+    _lower_priority(nice)
     _prepare_tensorflow()
     from . import device
 
@@ -337,9 +342,9 @@ class JobQueue:
             elif entry.force_at is None:
                 entry.force_at = time.monotonic() + float(entry.spec.get("stop_grace_s", 10))
 
-    def warm(self, count: int, options: dict) -> None:
-        """Start ``count`` workers with TensorFlow imported, for jobs to reuse."""
-        refs = [warm_worker.options(**options).remote() for _ in range(max(1, int(count)))]
+    def warm(self, count: int, options: dict, nice: int = 10) -> None:
+        """Start ``count`` workers with TensorFlow imported, for jobs to reuse, at the jobs' priority ``nice``."""
+        refs = [warm_worker.options(**options).remote(int(nice)) for _ in range(max(1, int(count)))]
 
         def wait():
             try:

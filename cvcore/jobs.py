@@ -158,7 +158,8 @@ class JobSettings:
         wall_s: each job's wall-clock limit.
         stop_grace_s: how long a stopped job may take before it is cancelled by force.
         gpu: the GPU fraction per kind.
-        nice: how much lower the workers' CPU priority is.
+        nice: how much lower the workers' CPU priority is (0: not lowered; above 0, on Linux, the jobs'
+            threads also take the SCHED_IDLE policy).
         cpus: the CPUs each job asks for, its TensorFlow's threads (0: see :func:`cpus_per_job`).
 
     Example:

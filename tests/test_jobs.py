@@ -62,6 +62,10 @@ def test_a_job_runs_in_a_ray_worker_and_returns_its_result(client):
     # The job got its share of this machine's cores, and its TensorFlow computes with as many threads.
     share = cpus_per_job(0, 2, local=True)  # the client_for default: 2 running at once, a local Ray
     assert probe.result["cpus"] == share and probe.result["tensorflow_threads"] == str(share)
+    # It yields the CPU to the pages: a lower priority, kept by the threads it starts (TensorFlow's pools).
+    lowest = "idle" if hasattr(os, "SCHED_IDLE") else "normal"
+    for priority in (probe.result["priority"], probe.result["started_thread_priority"]):
+        assert priority["nice"] >= client.settings.nice > 0 and priority["policy"] == lowest
 
 
 def test_the_status_after_a_job_was_seen_ending_counts_it_ended(client, monkeypatch):
