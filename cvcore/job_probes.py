@@ -45,12 +45,11 @@ def probe(ctx, store_root: str | None = None) -> dict:
 
 
 def _priority() -> dict:
-    """The calling thread's nice value and scheduling policy ("idle", "normal" or another name)."""
-    names = {getattr(os, name): name[6:].lower() for name in ("SCHED_OTHER", "SCHED_IDLE", "SCHED_BATCH")
-             if hasattr(os, name)}
-    names[getattr(os, "SCHED_OTHER", 0)] = "normal"
-    policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else getattr(os, "SCHED_OTHER", 0)
-    return {"nice": os.getpriority(os.PRIO_PROCESS, 0), "policy": names.get(policy, str(policy))}
+    """The calling thread's nice value and scheduling policy: "idle", "normal", or the policy's number."""
+    policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None
+    name = ("idle" if policy is not None and policy == getattr(os, "SCHED_IDLE", None) else
+            "normal" if policy in (None, getattr(os, "SCHED_OTHER", 0)) else str(policy))
+    return {"nice": os.getpriority(os.PRIO_PROCESS, 0), "policy": name}
 
 
 def count(ctx, steps: int = 3, delay: float = 0.0) -> int:

@@ -253,12 +253,12 @@ def main() -> None:
     # and workers it starts) against the page server as a group: the workers' nice value alone would count
     # only inside it. The group is niced too, so that Ray's head yields the CPU to the pages; jobs go lower
     # still (jobqueue._lower_priority).
+    settings = json.loads(os.environ.pop("CVCORE_JOBGATE_SETTINGS"))
     try:
         with open("/proc/self/autogroup", "w") as f:
-            f.write(str(min(19, int(json.loads(os.environ.get("CVCORE_JOBGATE_SETTINGS", "{}")).get("nice", 10)))))
-    except (OSError, ValueError):
+            f.write(str(min(19, int(settings["nice"]))))
+    except OSError:
         pass  # no autogroup (another OS, or a kernel without it): the per-process nice value is what counts
-    settings = json.loads(os.environ.pop("CVCORE_JOBGATE_SETTINGS"))
     listener = Listener(("127.0.0.1", 0), authkey=key)
     gate = Gate(settings)
     threading.Thread(target=_accept, args=(listener, gate), name="accept", daemon=True).start()

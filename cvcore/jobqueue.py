@@ -125,13 +125,12 @@ class WorkerContext:
 def _lower_priority(nice: int) -> None:
     """Yield the CPU to the page servers and to whatever else is interactive on the machine.
 
-    This thread, and every thread it starts from now on (TensorFlow's compute pools are made at a job's first
-    operation), takes at least ``nice`` and, where Linux has it, the SCHED_IDLE policy: a waking thread of the
-    normal kind then takes the CPU from a job at once, not at the end of the job's time slice (with Linux's
-    autogroup scheduler, a nice value alone counts only inside the side process's session, where Ray's head and
-    workers run: jobgate.main nices that session as a whole; a Ray worker leads its own process group, so it
-    cannot lead a session, a group, of its own). Ray's own threads, already running, keep their priority: they
-    carry progress and Stop. ``nice`` 0 leaves the priority alone."""
+    This thread, and every thread it starts later (TensorFlow makes its compute pools at a job's first
+    operation), takes at least ``nice`` and, where Linux has it, the SCHED_IDLE policy: a waking thread of
+    the normal kind takes the CPU from an idle one at once, across Linux's autogroups too. A nice value alone
+    counts only inside the worker's autogroup, the side process's session (jobgate.main nices it); a Ray
+    worker leads its own process group, so it cannot start a session of its own. Ray's threads, already
+    running, keep their priority: they carry progress and Stop. ``nice`` 0 leaves the priority alone."""
     if nice <= 0:
         return
     try:
@@ -169,7 +168,7 @@ def _watch_memory(job_id, queue, cap_bytes: float, base: int, done: threading.Ev
 @ray.remote(max_retries=0)
 def run_job(job_id: str, spec: dict, queue) -> dict:
     """Run one job in a Ray worker; returns ``{"status", "result" or "error"}`` (never raises)."""
-    _lower_priority(int(spec.get("nice", 10)))
+    _lower_priority(int(spec["nice"]))
     _prepare_tensorflow()
     ctx = WorkerContext(job_id, queue)
     done = threading.Event()
@@ -342,7 +341,7 @@ class JobQueue:
             elif entry.force_at is None:
                 entry.force_at = time.monotonic() + float(entry.spec.get("stop_grace_s", 10))
 
-    def warm(self, count: int, options: dict, nice: int = 10) -> None:
+    def warm(self, count: int, options: dict, nice: int) -> None:
         """Start ``count`` workers with TensorFlow imported, for jobs to reuse, at the jobs' priority ``nice``."""
         refs = [warm_worker.options(**options).remote(int(nice)) for _ in range(max(1, int(count)))]
 

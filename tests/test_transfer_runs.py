@@ -14,7 +14,7 @@ from cvcore import model_inputs as inputs
 
 keras = pytest.importorskip("keras")
 
-pytestmark = pytest.mark.usefixtures("offline_weights")  # tests/conftest.py: nothing downloads
+pytestmark = pytest.mark.usefixtures("offline_weights")  # conftest.py: nothing downloads
 
 
 def trainable_count(model):

@@ -140,6 +140,10 @@ def map_picture(arr, *, zmax: float | None = None, side: int = MAP_SIDE) -> np.n
 
     Returns:
         uint8 H' x W' x 3.
+
+    Example:
+        >>> map_picture(np.array([[-1.0, 0.0], [0.0, 1.0]]), side=4).shape
+        (4, 4, 3)
     """
     arr = np.asarray(arr, dtype=np.float32)
     top = zmax if zmax is not None else symmetric_range(arr)
@@ -154,6 +158,10 @@ def picture_width(picture, source, side: int) -> int:
 
     An enlarged picture is shown at its own size, so that its blocks stay sharp; one that was not
     enlarged (a photograph's map) is stretched until its longer side is ``side``.
+
+    Example:
+        >>> digit = np.zeros((28, 28)); picture_width(map_picture(digit, side=250), digit, 250)
+        224
     """
     if picture.shape[0] > np.shape(source)[0]:
         return int(picture.shape[1])
