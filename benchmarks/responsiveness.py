@@ -45,6 +45,15 @@ workers import TensorFlow), so that the idle baseline is idle. Then, ``--repeats
   and the report says so; their progress at the start and at the end is printed); then both press
   Stop, and the next repeat waits for the jobs to end and the machine to go quiet.
 
+  The trainers' pages run in a Chromium of their own. They stand for students' browsers, which run on
+  the students' machines, not on the server: by default (``--trainer-browsers idle``) that Chromium
+  runs at the idle scheduling policy (``chrt --idle 0``), so its drawing takes only CPU that nothing
+  else wants, while the requests it makes (a fragment run a second each) reach the server as they
+  would from a laptop. How many fragment runs each trainer's page completed per second is printed,
+  so that the load they put on the server is seen. ``--trainer-browsers normal`` runs it at normal
+  priority, sharing the 2 cores with the measured browser and the server, as if the students sat
+  at the server.
+
 Prints, per repeat, p50, p95 and max of each latency idle and busy, the ratios busy/idle, the CPU
 shares (mean and p95 of the 0.5 s samples), and PASS/MISS against the targets for the busy phase
 on the 2-core CI machine: page load p95 <= 3 s, Filters rerun p95 <= 1.5 s, every health probe
@@ -58,7 +67,7 @@ asserts nothing. At the end it stops the server, checks that no process of its l
 
 Usage:
     .venv/bin/python benchmarks/responsiveness.py [--loads N] [--reruns M] [--repeats R] [--epochs E]
-        [--train-images K] [--timeout S] [--ray-address ADDR] [--keep]
+        [--train-images K] [--trainer-browsers idle|normal] [--timeout S] [--ray-address ADDR] [--keep]
 """
 from __future__ import annotations
 
@@ -623,6 +632,10 @@ class Trainer:
                   f"screenshot: {shoot(self.page, f'{self.name}-not-stopped')}")
             return False
 
+    def runs(self) -> int:
+        """Script runs (its job view's fragment runs included) the page has completed since it opened."""
+        return int(self.page.evaluate("() => window.__cvRuns") or 0)
+
     def close(self) -> None:
         if self.page is not None:
             try:
@@ -630,6 +643,20 @@ class Trainer:
             except Exception:  # noqa: BLE001 - the browser may be gone already
                 pass
             self.page = None
+
+
+def trainer_chromium(folder: Path, priority: str) -> str:
+    """The Chromium the trainers' pages run in: CHROMIUM itself, or a launcher that starts it at the idle
+    scheduling policy, which every process and thread it starts inherits."""
+    if priority == "normal":
+        return CHROMIUM
+    chrt = shutil.which("chrt")
+    if chrt is None:
+        raise BenchError("--trainer-browsers idle needs chrt (util-linux); or pass --trainer-browsers normal")
+    launcher = folder / "chromium-idle"
+    launcher.write_text(f'#!/bin/sh\nexec {chrt} --idle 0 {CHROMIUM} "$@"\n')
+    launcher.chmod(0o755)
+    return str(launcher)
 
 
 # ============================================================================ phases and figures
@@ -819,6 +846,9 @@ def main(argv=None) -> int:
     parser.add_argument("--train-images", type=int, default=60000,
                         help="Training images of the two runs, one of the page's choices (default 60000: an epoch "
                              "lasts long enough that 100 of them outlast the phase; with the page's 5000 they did not)")
+    parser.add_argument("--trainer-browsers", choices=("idle", "normal"), default="idle",
+                        help="the scheduling priority of the trainers' Chromium (default idle: their browsers stand "
+                             "for the students' own machines; normal: they share the server's CPUs as equals)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a page load or rerun may take (60)")
     parser.add_argument("--ray-address", default=None, help="a Ray cluster for the jobs (default: the app's local Ray)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (server log, workspaces)")
@@ -836,7 +866,8 @@ def main(argv=None) -> int:
     trainers = []
     failed = True
     print(f"ConvNet Explorer responsiveness: {args.loads} page loads and {args.reruns} Filters reruns per phase, "
-          f"idle, then while two users train (Fashion-MNIST, {args.epochs} epochs); {args.repeats} repeat(s); "
+          f"idle, then while two users train (Fashion-MNIST, {args.epochs} epochs; their browsers at "
+          f"{args.trainer_browsers} priority); {args.repeats} repeat(s); "
           f"{NCPU} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
     try:
         t = time.monotonic()
@@ -848,6 +879,8 @@ def main(argv=None) -> int:
         cpu.start()
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            trainer_browser = pw.chromium.launch(executable_path=trainer_chromium(folder, args.trainer_browsers),
+                                                 args=CHROMIUM_ARGS)
             try:
                 t = time.monotonic()
                 line = wait_jobs_ready(browser, server.url, args.timeout)
@@ -860,7 +893,7 @@ def main(argv=None) -> int:
                     print(f"repeat {r}: idle phase…", flush=True)
                     idle = run_phase("idle", browser, server, health, cpu, args)
                     print(f"repeat {r}: starting two training runs…", flush=True)
-                    trainers = [Trainer(browser, server.url, f"trainer-{k}") for k in (1, 2)]
+                    trainers = [Trainer(trainer_browser, server.url, f"trainer-{k}") for k in (1, 2)]
                     t = time.monotonic()
                     for tr in trainers:
                         tr.start(args.epochs, args.train_images, args.timeout)
@@ -868,6 +901,7 @@ def main(argv=None) -> int:
                     before = [tr.wait_training(deadline) for tr in trainers]
                     print(f"  both training after {time.monotonic() - t:.1f} s; busy phase…", flush=True)
                     t_busy, ended = time.monotonic(), {}
+                    polls = [tr.runs() for tr in trainers]
 
                     def check():  # after each load and rerun: is each job still training?
                         for tr in trainers:
@@ -877,10 +911,13 @@ def main(argv=None) -> int:
                     busy = run_phase("busy", browser, server, health, cpu, args, check)
                     check()
                     after = [tr.progress() for tr in trainers]
-                    for tr, b, a in zip(trainers, before, after):
+                    seconds = time.monotonic() - t_busy
+                    for tr, b, a, n in zip(trainers, before, after, polls):
                         state = ("trained throughout" if tr.name not in ended else
                                  f"NOT TRAINING {ended[tr.name]:.0f} s into the phase: the busy figures are not valid")
-                        busy.notes.append(f"{tr.name}: {state}; at the start \"{b}\", at the end \"{a}\"")
+                        busy.notes.append(f"{tr.name} ({args.trainer_browsers} priority): {state}; "
+                                          f"{(tr.runs() - n) / seconds:.2f} fragment runs/s; "
+                                          f"at the start \"{b}\", at the end \"{a}\"")
                     for tr in trainers:
                         tr.stop()
                         tr.close()
@@ -894,6 +931,7 @@ def main(argv=None) -> int:
                     tr.stop()
                     tr.close()
                 browser.close()
+                trainer_browser.close()
     except BenchError as err:
         print(f"\nERROR: {err}", file=sys.stderr)
     except PlaywrightError as err:  # a browser step outside the measured ones (their timeouts are counted)
