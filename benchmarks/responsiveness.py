@@ -75,6 +75,7 @@ import argparse
 import http.client
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -364,9 +365,14 @@ def wait_ready(page, timeout_s: float) -> None:
     page.wait_for_function(READY, arg=QUIET_MS, timeout=timeout_s * 1000, polling=50)
 
 
+def run_count(page) -> int:
+    """Script runs (fragment runs included) the page has completed since it opened (COUNT_RUNS)."""
+    return int(page.evaluate("() => window.__cvRuns") or 0)
+
+
 def rerun(page, action, timeout_s: float) -> None:
     """Do ``action``, wait for the script run it causes to end, then for the page to be ready."""
-    runs = page.evaluate("() => window.__cvRuns")
+    runs = run_count(page)
     action()
     page.wait_for_function("n => window.__cvRuns > n", arg=runs, timeout=timeout_s * 1000, polling=50)
     wait_ready(page, timeout_s)
@@ -571,7 +577,7 @@ class Trainer:
         now = int(thumb.get_attribute("aria-valuetext") or 0)
         if now == value:
             return
-        runs = page.evaluate("() => window.__cvRuns")
+        runs = run_count(page)
         if value == max(choices):
             thumb.press("End")
         else:
@@ -632,10 +638,6 @@ class Trainer:
                   f"screenshot: {shoot(self.page, f'{self.name}-not-stopped')}")
             return False
 
-    def runs(self) -> int:
-        """Script runs (its job view's fragment runs included) the page has completed since it opened."""
-        return int(self.page.evaluate("() => window.__cvRuns") or 0)
-
     def close(self) -> None:
         if self.page is not None:
             try:
@@ -654,7 +656,7 @@ def trainer_chromium(folder: Path, priority: str) -> str:
     if chrt is None:
         raise BenchError("--trainer-browsers idle needs chrt (util-linux); or pass --trainer-browsers normal")
     launcher = folder / "chromium-idle"
-    launcher.write_text(f'#!/bin/sh\nexec {chrt} --idle 0 {CHROMIUM} "$@"\n')
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(chrt)} --idle 0 {shlex.quote(CHROMIUM)} "$@"\n')
     launcher.chmod(0o755)
     return str(launcher)
 
@@ -901,7 +903,7 @@ def main(argv=None) -> int:
                     before = [tr.wait_training(deadline) for tr in trainers]
                     print(f"  both training after {time.monotonic() - t:.1f} s; busy phase…", flush=True)
                     t_busy, ended = time.monotonic(), {}
-                    polls = [tr.runs() for tr in trainers]
+                    polls = [run_count(tr.page) for tr in trainers]
 
                     def check():  # after each load and rerun: is each job still training?
                         for tr in trainers:
@@ -916,7 +918,7 @@ def main(argv=None) -> int:
                         state = ("trained throughout" if tr.name not in ended else
                                  f"NOT TRAINING {ended[tr.name]:.0f} s into the phase: the busy figures are not valid")
                         busy.notes.append(f"{tr.name} ({args.trainer_browsers} priority): {state}; "
-                                          f"{(tr.runs() - n) / seconds:.2f} fragment runs/s; "
+                                          f"{(run_count(tr.page) - n) / seconds:.2f} fragment runs/s; "
                                           f"at the start \"{b}\", at the end \"{a}\"")
                     for tr in trainers:
                         tr.stop()
