@@ -54,6 +54,13 @@ workers import TensorFlow), so that the idle baseline is idle. Then, ``--repeats
   priority, sharing the 2 cores with the measured browser and the server, as if the students sat
   at the server.
 
+* stand-ins (``--stand-ins``, after the busy phase, once the jobs have stopped): page loads as above, twice,
+  while two processes that are not the app run flat out at the idle scheduling policy, as the jobs do:
+  first pure CPU (a Python loop), then streaming memory (numpy sums over 256 MiB). They tell what the
+  app's jobs cost the pages from what any idle-priority work costs them on this machine: a process at
+  the idle policy gets only CPU time that nothing else wants, yet it still shares the cores' caches,
+  the memory bus and, on a virtual machine, the host.
+
 Prints, per repeat, p50, p95 and max of each latency idle and busy, the ratios busy/idle, the CPU
 shares (mean and p95 of the 0.5 s samples), and PASS/MISS against the targets for the busy phase
 on the 2-core CI machine: page load p95 <= 3 s, Filters rerun p95 <= 1.5 s, every health probe
@@ -67,7 +74,8 @@ asserts nothing. At the end it stops the server, checks that no process of its l
 
 Usage:
     .venv/bin/python benchmarks/responsiveness.py [--loads N] [--reruns M] [--repeats R] [--epochs E]
-        [--train-images K] [--trainer-browsers idle|normal] [--timeout S] [--ray-address ADDR] [--keep]
+        [--train-images K] [--trainer-browsers idle|normal] [--stand-ins] [--timeout S] [--ray-address ADDR]
+        [--keep]
 """
 from __future__ import annotations
 
@@ -661,6 +669,43 @@ def trainer_chromium(folder: Path, priority: str) -> str:
     return str(launcher)
 
 
+STAND_INS = {  # kind: one process's endless work, one thread, no app involved
+    "cpu": "x = 0\nwhile True:\n    x += 1",
+    "memory": "import numpy as np\na = np.ones(32 * 2**20)\nwhile True:\n    a.sum()",  # 256 MiB, streamed
+}
+
+
+class StandIns:
+    """Two processes at the idle scheduling policy, as the jobs run, doing ``kind`` of work (STAND_INS)
+    instead of training: what any idle-priority work costs the pages on this machine, app aside."""
+
+    def __init__(self, kind: str):
+        chrt = shutil.which("chrt")
+        if chrt is None:
+            raise BenchError("--stand-ins needs chrt (util-linux)")
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.procs = [subprocess.Popen([chrt, "--idle", "0", sys.executable, "-c", STAND_INS[kind]], env=env,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                      for _ in range(2)]
+
+    def busy(self, seconds: float = 10.0) -> None:
+        """Wait until both are running flat out (each near a full CPU over 1 s)."""
+        deadline = time.monotonic() + seconds
+        procs = [psutil.Process(p.pid) for p in self.procs]
+        while True:
+            start = [sum(p.cpu_times()[:2]) for p in procs]
+            time.sleep(1.0)
+            if all(sum(p.cpu_times()[:2]) - s > 0.5 for p, s in zip(procs, start)):
+                return
+            if time.monotonic() > deadline:
+                raise BenchError("the stand-ins did not get busy within 10 s")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait(10)
+
+
 # ============================================================================ phases and figures
 
 
@@ -777,6 +822,23 @@ def report(idle: Phase, busy: Phase, title: str) -> dict:
     return out
 
 
+def measure_stand_ins(browser, url: str, args, idle_load: dict) -> dict:
+    """Page loads while each kind of stand-in runs (StandIns); prints them beside the idle phase's."""
+    out = {}
+    for kind in STAND_INS:
+        stand_ins = StandIns(kind)
+        try:
+            stand_ins.busy()
+            load, _, failed, _ = measure_loads(browser, url, args.loads, 1, args.timeout)
+        finally:
+            stand_ins.stop()
+        out[kind] = st = stats(load)
+        print(f"  page load while two idle-priority stand-ins ({kind}) run, no job: p50 {st['p50']:.3f} p95 "
+              f"{st['p95']:.3f} max {st['max']:.3f} s; over idle {ratio(st['p50'], idle_load['p50']).strip()} p50, "
+              f"{ratio(st['p95'], idle_load['p95']).strip()} p95" + (f" ({failed} timed out)" if failed else ""))
+    return out
+
+
 def summary(results: list) -> None:
     print(f"\nOver {len(results)} repeats: the spread (min-max) of each p95 (CPU: of each mean), and the repeats "
           "that met the target")
@@ -789,6 +851,10 @@ def summary(results: list) -> None:
         d = 3 if stat == "p95" else 2 if key == "waiting" else 1
         spread = f"idle {min(idle):.{d}f}-{max(idle):.{d}f}"
         print(f"  {label.strip():46} {spread:<20} busy {min(busy):.{d}f}-{max(busy):.{d}f}".ljust(96) + met)
+    for kind in STAND_INS:
+        p95 = [r["stand-ins"][kind]["p95"] for r in results if "stand-ins" in r]
+        if p95:
+            print(f"  {'Page load, stand-ins (' + kind + ') instead of jobs':46} p95 {min(p95):.3f}-{max(p95):.3f}")
 
 
 # ============================================================================ cleanup
@@ -851,6 +917,10 @@ def main(argv=None) -> int:
     parser.add_argument("--trainer-browsers", choices=("idle", "normal"), default="idle",
                         help="the scheduling priority of the trainers' Chromium (default idle: their browsers stand "
                              "for the students' own machines; normal: they share the server's CPUs as equals)")
+    parser.add_argument("--stand-ins", action="store_true",
+                        help="also measure page loads, once the jobs have stopped, while two idle-priority processes "
+                             "that are not the app run flat out: pure CPU, then streaming memory (what any such work "
+                             "costs the pages on this machine)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a page load or rerun may take (60)")
     parser.add_argument("--ray-address", default=None, help="a Ray cluster for the jobs (default: the app's local Ray)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (server log, workspaces)")
@@ -925,6 +995,9 @@ def main(argv=None) -> int:
                         tr.close()
                     trainers = []
                     results.append(report(idle, busy, f"Repeat {r} of {args.repeats}: idle vs two training jobs"))
+                    if args.stand_ins:
+                        print(f"  quiet after {wait_quiet(cpu, 'the jobs stopped'):.1f} s")
+                        results[-1]["stand-ins"] = measure_stand_ins(browser, server.url, args, stats(idle.load))
                 if len(results) > 1:
                     summary(results)
                 failed = False
