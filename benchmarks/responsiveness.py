@@ -655,16 +655,23 @@ class Trainer:
             self.page = None
 
 
-def trainer_chromium(folder: Path, priority: str) -> str:
-    """The Chromium the trainers' pages run in: CHROMIUM itself, or a launcher that starts it at the idle
-    scheduling policy, which every process and thread it starts inherits."""
-    if priority == "normal":
-        return CHROMIUM
+def at_idle_policy(command: list, why: str) -> list:
+    """``command`` run at the idle scheduling policy (``chrt --idle 0``), as the app's jobs run: it gets only
+    CPU time that nothing else wants, and every process and thread it starts inherits the policy."""
     chrt = shutil.which("chrt")
     if chrt is None:
-        raise BenchError("--trainer-browsers idle needs chrt (util-linux); or pass --trainer-browsers normal")
+        raise BenchError(f"{why} needs chrt (util-linux)")
+    return [chrt, "--idle", "0", *command]
+
+
+def trainer_chromium(folder: Path, priority: str) -> str:
+    """The Chromium the trainers' pages run in: CHROMIUM itself, or a launcher that starts it at the idle
+    scheduling policy."""
+    if priority == "normal":
+        return CHROMIUM
+    command = at_idle_policy([CHROMIUM], "--trainer-browsers idle (or pass --trainer-browsers normal)")
     launcher = folder / "chromium-idle"
-    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(chrt)} --idle 0 {shlex.quote(CHROMIUM)} "$@"\n')
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n')
     launcher.chmod(0o755)
     return str(launcher)
 
@@ -680,12 +687,9 @@ class StandIns:
     instead of training: what any idle-priority work costs the pages on this machine, app aside."""
 
     def __init__(self, kind: str):
-        chrt = shutil.which("chrt")
-        if chrt is None:
-            raise BenchError("--stand-ins needs chrt (util-linux)")
+        command = at_idle_policy([sys.executable, "-c", STAND_INS[kind]], "--stand-ins")
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        self.procs = [subprocess.Popen([chrt, "--idle", "0", sys.executable, "-c", STAND_INS[kind]], env=env,
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        self.procs = [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
                       for _ in range(2)]
 
     def busy(self, seconds: float = 10.0) -> None:
@@ -698,7 +702,7 @@ class StandIns:
             if all(sum(p.cpu_times()[:2]) - s > 0.5 for p, s in zip(procs, start)):
                 return
             if time.monotonic() > deadline:
-                raise BenchError("the stand-ins did not get busy within 10 s")
+                raise BenchError(f"the stand-ins did not get busy within {seconds:.0f} s")
 
     def stop(self) -> None:
         for p in self.procs:
